@@ -1,0 +1,14 @@
+// Package local runs commands and reads files on the control plane itself.
+//
+//	local.run(cmd, stdin=None, env={}, dir=None, timeout="5m", check=True, read_only=False, creates=None, unless=None, secret_output=False) -> result
+//	local.read(path, secret=False, missing_ok=False) -> str, secret, or None when missing_ok
+//
+// cmd is a shell string (run with sh -c) or a list (argv, no shell). stdin
+// and env values may be secrets: they reach the process, never the journal or
+// its argv. The result has stdout, stderr, code, ok, changed and simulated.
+// check=False returns a failed result instead of raising. creates=PATH skips
+// the command when PATH exists and unless=CMD skips it when CMD exits 0;
+// both guards are reads, so --dry-run predicts changed correctly. A command
+// is a write unless read_only=True: --dry-run reports it without running it.
+// On cancellation or timeout the whole process group is killed.
+package local

@@ -1,0 +1,214 @@
+package local
+
+import (
+	"bytes"
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"time"
+
+	"go.starlark.net/starlark"
+	"go.starlark.net/starlarkstruct"
+
+	"github.com/mno-sh/mno/engine/journal"
+	"github.com/mno-sh/mno/engine/runctx"
+	"github.com/mno-sh/mno/engine/secret"
+	"github.com/mno-sh/mno/engine/starkit"
+)
+
+//go:embed doc.go
+var docSrc []byte
+
+// Target is the journal target name of the control plane itself.
+const Target = "local"
+
+// Module returns the local module.
+func Module() starkit.Module {
+	return starkit.Module{
+		Name: "local",
+		Doc:  starkit.PackageDoc(docSrc),
+		Globals: starlark.StringDict{"local": &starlarkstruct.Module{Name: "local", Members: starlark.StringDict{
+			"run":  starlark.NewBuiltin("local.run", run),
+			"read": starlark.NewBuiltin("local.read", read),
+		}}},
+	}
+}
+
+func run(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var (
+		cmd          starkit.Command
+		stdinV       starlark.Value = starlark.None
+		envV         starlark.Value = starlark.None
+		dir          string
+		timeout      = starkit.Duration{D: 5 * time.Minute}
+		check        = true
+		readOnly     bool
+		creates      string
+		unless       starlark.Value = starlark.None
+		secretOutput bool
+	)
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "cmd", &cmd, "stdin?", &stdinV, "env?", &envV,
+		"dir?", &dir, "timeout?", &timeout, "check?", &check, "read_only?", &readOnly,
+		"creates?", &creates, "unless?", &unless, "secret_output?", &secretOutput); err != nil {
+		return nil, err
+	}
+	env, secretEnv, err := starkit.SecretDict("env", envV)
+	if err != nil {
+		return nil, starkit.Errorf(b.Name(), "%v", err)
+	}
+	var stdin string
+	var stdinSecret bool
+	if stdinV != starlark.None {
+		if stdin, stdinSecret, err = secret.Text(stdinV); err != nil {
+			return nil, starkit.Errorf(b.Name(), "stdin: %v", err)
+		}
+	}
+	var unlessCmd *starkit.Command
+	if unless != starlark.None {
+		unlessCmd = new(starkit.Command)
+		if err := unlessCmd.Unpack(unless); err != nil {
+			return nil, starkit.Errorf(b.Name(), "unless: %v", err)
+		}
+	}
+
+	r := runctx.From(thread)
+	desc := starkit.DescribeCommand(cmd, env, secretEnv, len(stdin), stdinSecret)
+	var res starkit.ExecResult
+	res.SecretOutput = secretOutput
+	op := journal.Op{
+		Target: Target, Kind: "run", Desc: desc, Pos: starkit.CallerPos(thread), Write: !readOnly,
+		Apply: func(ctx context.Context) (journal.Change, error) {
+			out, errOut, code, err := execute(ctx, cmd, stdin, env, dir, timeout.D)
+			res.Stdout, res.Stderr, res.Code = out, errOut, code
+			if err != nil {
+				return journal.Change{}, err
+			}
+			if code != 0 && check {
+				return journal.Change{}, starkit.ExitError(desc, code, r.Redactor.Redact(errOut))
+			}
+			return journal.Change{Changed: !readOnly && code == 0}, nil
+		},
+	}
+	if creates != "" || unlessCmd != nil {
+		op.Check = func(ctx context.Context) (journal.Change, error) {
+			if creates != "" {
+				if _, err := os.Stat(creates); err == nil {
+					return journal.Change{Note: "skipped: " + creates + " exists"}, nil
+				}
+			}
+			if unlessCmd != nil {
+				_, _, code, err := execute(ctx, *unlessCmd, "", env, dir, timeout.D)
+				if err != nil {
+					return journal.Change{}, fmt.Errorf("unless: %v", err)
+				}
+				if code == 0 {
+					return journal.Change{Note: "skipped: unless succeeded"}, nil
+				}
+			}
+			return journal.Change{Changed: true}, nil
+		}
+	}
+	out, err := r.Journal.Do(r.Ctx, op)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v", b.Name(), err)
+	}
+	res.Changed = out.Changed
+	res.Simulated = out.Simulated
+	return res.Value(r.Secret), nil
+}
+
+// execute runs the command in its own process group, killed on cancel.
+func execute(ctx context.Context, c starkit.Command, stdin string, env map[string]string, dir string, timeout time.Duration) (string, string, int, error) {
+	parent := ctx
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	var cmd *exec.Cmd
+	if c.Shell != "" {
+		cmd = exec.CommandContext(ctx, "/bin/sh", "-c", c.Shell)
+	} else {
+		cmd = exec.CommandContext(ctx, c.Argv[0], c.Argv[1:]...)
+	}
+	cmd.Dir = dir
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error {
+		if cmd.Process == nil {
+			return nil
+		}
+		pgid := cmd.Process.Pid
+		syscall.Kill(-pgid, syscall.SIGTERM)
+		go func() {
+			time.Sleep(500 * time.Millisecond)
+			syscall.Kill(-pgid, syscall.SIGKILL)
+		}()
+		return nil
+	}
+	cmd.WaitDelay = time.Second
+	if len(env) > 0 {
+		cmd.Env = os.Environ()
+		for k, v := range env {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
+	}
+	if stdin != "" {
+		cmd.Stdin = strings.NewReader(stdin)
+	}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	if parent.Err() != nil {
+		return stdout.String(), stderr.String(), -1, fmt.Errorf("command cancelled (killed): %v", context.Cause(parent))
+	}
+	if ctx.Err() != nil {
+		return stdout.String(), stderr.String(), -1, fmt.Errorf("command timed out after %s (killed)", timeout)
+	}
+	var exitErr *exec.ExitError
+	if errors.As(err, &exitErr) {
+		return stdout.String(), stderr.String(), exitErr.ExitCode(), nil
+	}
+	if err != nil {
+		return stdout.String(), stderr.String(), -1, err
+	}
+	return stdout.String(), stderr.String(), 0, nil
+}
+
+func read(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var path string
+	var isSecret, missingOK bool
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "path", &path, "secret?", &isSecret, "missing_ok?", &missingOK); err != nil {
+		return nil, err
+	}
+	r := runctx.From(thread)
+	var data []byte
+	var missing bool
+	_, err := r.Journal.Do(r.Ctx, journal.Op{
+		Target: Target, Kind: "read", Desc: path, Pos: starkit.CallerPos(thread),
+		Apply: func(context.Context) (journal.Change, error) {
+			var err error
+			data, err = os.ReadFile(path)
+			if errors.Is(err, fs.ErrNotExist) && missingOK {
+				missing = true
+				return journal.Change{Note: "missing"}, nil
+			}
+			return journal.Change{}, err
+		},
+	})
+	if err != nil {
+		return nil, starkit.Errorf(b.Name(), "%v", err)
+	}
+	if missing {
+		return starlark.None, nil
+	}
+	if isSecret {
+		return r.Secret(string(data)), nil
+	}
+	return starlark.String(data), nil
+}
