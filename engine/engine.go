@@ -57,6 +57,9 @@ type Options struct {
 	Root     string // --root; "" to discover
 	Config   runctx.Config
 	Embedded fs.FS
+	// Globals are predeclared in addition to the builtin modules (tests use
+	// them to hand scripts the addresses of their servers).
+	Globals starlark.StringDict
 	Stdout   io.Writer
 	Stderr   io.Writer
 }
@@ -108,7 +111,11 @@ func NewSession(ctx context.Context, o Options) (*Session, *loader.Source, error
 		root = loader.FindRoot(start)
 	}
 	red := secret.NewRedactor()
-	ld := loader.New(root, o.Embedded, Predeclared())
+	predeclared := Predeclared()
+	for k, v := range o.Globals {
+		predeclared[k] = v
+	}
+	ld := loader.New(root, o.Embedded, predeclared)
 	src, err := ld.ResolvePlaybook(o.Playbook)
 	if err != nil {
 		return nil, nil, &UsageError{Msg: err.Error()}
