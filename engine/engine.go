@@ -60,8 +60,8 @@ type Options struct {
 	// Globals are predeclared in addition to the builtin modules (tests use
 	// them to hand scripts the addresses of their servers).
 	Globals starlark.StringDict
-	Stdout   io.Writer
-	Stderr   io.Writer
+	Stdout  io.Writer
+	Stderr  io.Writer
 }
 
 // Result is the outcome of Run.
