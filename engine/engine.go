@@ -281,6 +281,7 @@ func makeCtx(run *runctx.Run, playbook string, raw map[string]string) starlark.V
 		"warn": starlark.NewBuiltin("ctx.warn", func(t *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 			return logMsg(t, b, args, kwargs, true)
 		}),
+		"fail_target": starlark.NewBuiltin("ctx.fail_target", failTarget),
 	})
 }
 
@@ -300,5 +301,18 @@ func logMsg(t *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs
 	} else {
 		r.Journal.Log(starkit.CallerPos(t), text)
 	}
+	return starlark.None, nil
+}
+
+// failTarget records a failure of a target that no effect reported (bad data
+// for one node, say), so the run exits 2 while the script carries on.
+func failTarget(t *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var target, msg string
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "target", &target, "msg", &msg); err != nil {
+		return nil, err
+	}
+	r := runctx.From(t)
+	r.Journal.Do(r.Ctx, journal.Op{Target: target, Kind: "check", Desc: "marked failed", Pos: starkit.CallerPos(t),
+		Apply: func(context.Context) (journal.Change, error) { return journal.Change{}, errors.New(msg) }})
 	return starlark.None, nil
 }

@@ -30,6 +30,7 @@ type Secret struct {
 var (
 	_ starlark.Value     = (*Secret)(nil)
 	_ starlark.HasBinary = (*Secret)(nil)
+	_ starlark.HasAttrs  = (*Secret)(nil)
 )
 
 // New wraps value. Callers that have a run should prefer runctx's Run.Secret,
@@ -129,6 +130,40 @@ func (s *Secret) Binary(op syntax.Token, y starlark.Value, side starlark.Side) (
 	}
 	return &Secret{value: other + s.value}, nil
 }
+
+// Attr implements the methods that keep the value secret: replace(old, new)
+// and strip() return secrets; contains(s) answers a yes/no question.
+func (s *Secret) Attr(name string) (starlark.Value, error) {
+	switch name {
+	case "replace":
+		return starlark.NewBuiltin("secret.replace", func(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+			var old, new string
+			if err := starlark.UnpackPositionalArgs(b.Name(), args, kwargs, 2, &old, &new); err != nil {
+				return nil, err
+			}
+			return &Secret{value: strings.ReplaceAll(s.value, old, new)}, nil
+		}), nil
+	case "strip":
+		return starlark.NewBuiltin("secret.strip", func(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+			if err := starlark.UnpackPositionalArgs(b.Name(), args, kwargs, 0); err != nil {
+				return nil, err
+			}
+			return &Secret{value: strings.TrimSpace(s.value)}, nil
+		}), nil
+	case "contains":
+		return starlark.NewBuiltin("secret.contains", func(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+			var sub string
+			if err := starlark.UnpackPositionalArgs(b.Name(), args, kwargs, 1, &sub); err != nil {
+				return nil, err
+			}
+			return starlark.Bool(strings.Contains(s.value, sub)), nil
+		}), nil
+	}
+	return nil, nil
+}
+
+// AttrNames implements starlark.HasAttrs.
+func (s *Secret) AttrNames() []string { return []string{"contains", "replace", "strip"} }
 
 // Redactor scrubs known secret values from free text (command output, error
 // messages) as a second line of defence behind the typed Secret.
