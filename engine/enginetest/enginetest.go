@@ -10,6 +10,7 @@ package enginetest
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -125,10 +126,30 @@ func runChunk(t *testing.T, file string, c chunk, o Options) {
 		if !c.wantErr.MatchString(msg) {
 			t.Fatalf("line %d: error\n%s\ndoes not match %q", c.wantLine, msg, c.wantErr)
 		}
-		if pos, ok := diag.Position(err); !ok || int(pos.Line) != c.wantLine {
-			t.Fatalf("error at %v, want line %d:\n%s", pos, c.wantLine, msg)
+		if line := lineIn(err, file); line != c.wantLine {
+			t.Fatalf("error at line %d of %s, want line %d:\n%s", line, file, c.wantLine, msg)
 		}
 	}
+}
+
+// lineIn returns the line of the innermost frame of err that is in file (a
+// chunk may fail inside a role it loads; the expectation is written at the
+// call in the test file).
+func lineIn(err error, file string) int {
+	abs, _ := filepath.Abs(file)
+	var ee *starlark.EvalError
+	if errors.As(err, &ee) {
+		for i := len(ee.CallStack) - 1; i >= 0; i-- {
+			fn := ee.CallStack[i].Pos.Filename()
+			if a, _ := filepath.Abs(fn); a == abs {
+				return int(ee.CallStack[i].Pos.Line)
+			}
+		}
+	}
+	if pos, ok := diag.Position(err); ok {
+		return int(pos.Line)
+	}
+	return 0
 }
 
 // Run executes src as a whole file (not split) in a session with o, and
