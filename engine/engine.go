@@ -20,6 +20,7 @@ import (
 	"go.starlark.net/starlark"
 	"go.starlark.net/starlarkstruct"
 
+	"github.com/mno-sh/mno/builtins/flow"
 	"github.com/mno-sh/mno/engine/diag"
 	"github.com/mno-sh/mno/engine/journal"
 	"github.com/mno-sh/mno/engine/loader"
@@ -271,37 +272,14 @@ func makeCtx(run *runctx.Run, playbook string, raw map[string]string) starlark.V
 	}
 	params.Freeze()
 	return starlarkstruct.FromStringDict(starlark.String("ctx"), starlark.StringDict{
-		"dry_run":  starlark.Bool(run.DryRun),
-		"run_id":   starlark.String(run.ID),
-		"playbook": starlark.String(playbook),
-		"params":   params,
-		"log": starlark.NewBuiltin("ctx.log", func(t *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-			return logMsg(t, b, args, kwargs, false)
-		}),
-		"warn": starlark.NewBuiltin("ctx.warn", func(t *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-			return logMsg(t, b, args, kwargs, true)
-		}),
+		"dry_run":     starlark.Bool(run.DryRun),
+		"run_id":      starlark.String(run.ID),
+		"playbook":    starlark.String(playbook),
+		"params":      params,
+		"log":         starlark.NewBuiltin("ctx.log", flow.Log),
+		"warn":        starlark.NewBuiltin("ctx.warn", flow.Log),
 		"fail_target": starlark.NewBuiltin("ctx.fail_target", failTarget),
 	})
-}
-
-func logMsg(t *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple, warn bool) (starlark.Value, error) {
-	var msg starlark.Value
-	target := ""
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "msg", &msg, "target?", &target); err != nil {
-		return nil, err
-	}
-	text := msg.String()
-	if s, ok := msg.(starlark.String); ok {
-		text = string(s)
-	}
-	r := runctx.From(t)
-	if warn {
-		r.Journal.Warn(starkit.CallerPos(t), target, text)
-	} else {
-		r.Journal.Log(starkit.CallerPos(t), text)
-	}
-	return starlark.None, nil
 }
 
 // failTarget records a failure of a target that no effect reported (bad data
@@ -312,6 +290,9 @@ func failTarget(t *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kw
 		return nil, err
 	}
 	r := runctx.From(t)
+	if r.Journal.TargetFailed(target) {
+		return starlark.None, nil // already counted by the effect that failed
+	}
 	r.Journal.Do(r.Ctx, journal.Op{Target: target, Kind: "check", Desc: "marked failed", Pos: starkit.CallerPos(t),
 		Apply: func(context.Context) (journal.Change, error) { return journal.Change{}, errors.New(msg) }})
 	return starlark.None, nil

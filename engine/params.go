@@ -184,7 +184,22 @@ func convert(v string, def starlark.Value, forceJSON bool) (starlark.Value, erro
 		}
 		return starlark.NewList(items), nil
 	case *starlark.Dict:
-		return decodeJSON(v)
+		if strings.HasPrefix(strings.TrimSpace(v), "{") {
+			return decodeJSON(v)
+		}
+		// k=v,k2=v2 (e.g. labels=role=edge,zone=home)
+		d := starlark.NewDict(0)
+		for _, kv := range strings.Split(v, ",") {
+			if kv = strings.TrimSpace(kv); kv == "" {
+				continue
+			}
+			k, val, ok := strings.Cut(kv, "=")
+			if !ok || k == "" {
+				return nil, fmt.Errorf("invalid %q: want JSON or k=v,k2=v2", v)
+			}
+			d.SetKey(starlark.String(k), starlark.String(val))
+		}
+		return d, nil
 	}
 	return starlark.String(v), nil
 }

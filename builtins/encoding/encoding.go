@@ -1,7 +1,9 @@
 package encoding
 
 import (
+	"crypto/sha256"
 	_ "embed"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -34,8 +36,24 @@ func Module() starkit.Module {
 	return starkit.Module{
 		Name:    "encoding",
 		Doc:     starkit.PackageDoc(docSrc),
-		Globals: starlark.StringDict{"json": jsonMod, "yaml": yamlMod},
+		Globals: starlark.StringDict{"json": jsonMod, "yaml": yamlMod, "sha256": starlark.NewBuiltin("sha256", sha256sum)},
 	}
+}
+
+func sha256sum(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var x starlark.Value
+	if err := starlark.UnpackPositionalArgs(b.Name(), args, kwargs, 1, &x); err != nil {
+		return nil, err
+	}
+	text, isSecret, err := secret.Text(x)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %v", b.Name(), err)
+	}
+	if isSecret {
+		return nil, fmt.Errorf("%s: refusing to hash a secret (a digest of a weak secret can be brute-forced)", b.Name())
+	}
+	sum := sha256.Sum256([]byte(text))
+	return starlark.String(hex.EncodeToString(sum[:])), nil
 }
 
 type builtinFunc = func(*starlark.Thread, *starlark.Builtin, starlark.Tuple, []starlark.Tuple) (starlark.Value, error)

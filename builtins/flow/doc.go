@@ -3,6 +3,8 @@
 //
 //	print(*args, sep=" ")                    print a line (stdout, or a "print" event with --output json)
 //	fail(*args, sep=" ")                     stop the current thread with an error
+//	log(msg)                                 an informational line in the report (ctx.log does the same)
+//	warn(msg, target=None)                   a warning in the report, optionally about one target (ctx.warn)
 //	struct(**kwargs)                         an immutable record with the given fields
 //	secret(value)                            wrap a string so it shows as <redacted> everywhere; s.replace(old, new) and s.strip() return secrets, s.contains(x) a bool
 //	parallel(fn, items, limit=16)            call fn(item) on its own thread per item; results in item order, shaped like attempt's

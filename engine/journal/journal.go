@@ -259,6 +259,14 @@ func (j *Journal) Failed() bool {
 	return false
 }
 
+// TargetFailed reports whether target had a failed or unreachable effect.
+func (j *Journal) TargetFailed(target string) bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	c, ok := j.counts[target]
+	return ok && (c.Failed > 0 || c.Unreachable > 0)
+}
+
 // Recap returns a copy of the per-target counts, in first-seen order.
 func (j *Journal) Recap() ([]string, map[string]Counts) {
 	j.mu.Lock()
