@@ -33,6 +33,8 @@ func NewApp(in io.Reader, out, errOut io.Writer) *cli.App {
 		ExitErrHandler:  func(*cli.Context, error) {},
 		Commands: []*cli.Command{
 			runCommand(),
+			initCommand(),
+			bootstrapCommand(),
 			checkCommand(),
 			docCommand(),
 			versionCommand(),
