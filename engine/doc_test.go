@@ -61,7 +61,7 @@ func documentedCalls(doc string) []string {
 }
 
 func exists(g starlark.StringDict, call string) bool {
-	head, member, dotted := strings.Cut(call, ".")
+	head, rest, dotted := strings.Cut(call, ".")
 	v, ok := g[head]
 	if !ok || !dotted {
 		return ok
@@ -70,6 +70,5 @@ func exists(g starlark.StringDict, call string) bool {
 	if !ok {
 		return false
 	}
-	_, ok = mod.Members[member]
-	return ok
+	return exists(mod.Members, rest) // kube.configmap.get: nested modules
 }

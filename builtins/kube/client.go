@@ -1,0 +1,318 @@
+package kube
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/mno-sh/mno/engine/journal"
+	"github.com/mno-sh/mno/engine/runctx"
+)
+
+// K3sKubeconfig is where k3s writes the admin kubeconfig on a server node,
+// the last file tried before the in-cluster service account.
+const K3sKubeconfig = "/etc/rancher/k3s/k3s.yaml"
+
+// Client timeouts: an API server on the control plane answers in
+// milliseconds, so anything slower is a fault to report, not to wait for.
+const (
+	dialTimeout    = 5 * time.Second
+	requestTimeout = 30 * time.Second
+	probeTimeout   = 10 * time.Second
+)
+
+// cluster is the per-run API client with what error messages need to say
+// about where it points.
+type cluster struct {
+	cs      kubernetes.Interface
+	server  string // API server URL
+	source  string // where the configuration came from
+	context string // kubeconfig context, "" in-cluster
+}
+
+type clusterKey struct{}
+
+// clusterOf returns the run's client, building it on first use so a
+// playbook that never calls kube needs no cluster.
+func clusterOf(r *runctx.Run) (*cluster, error) {
+	v, err := r.Resource(clusterKey{}, func() (any, error) { return connect(r) })
+	if err != nil {
+		return nil, err
+	}
+	return v.(*cluster), nil
+}
+
+// connect discovers the configuration, builds the client and checks once
+// that the server answers, so an unreachable cluster is one clear error.
+func connect(r *runctx.Run) (*cluster, error) {
+	loc, err := discover(r.Config, K3sKubeconfig, os.Stat)
+	if err != nil {
+		return nil, err
+	}
+	rc := rest.CopyConfig(loc.config)
+	rc.Timeout = requestTimeout
+	rc.Dial = (&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}).DialContext
+	rc.QPS, rc.Burst = 50, 100
+	rc.UserAgent = "mno"
+	rc.WarningHandler = warnings{r}
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes client for %s (%s): %v", rc.Host, loc.source, err)
+	}
+	c := &cluster{cs: cs, server: rc.Host, source: loc.source, context: loc.context}
+	ctx, cancel := context.WithTimeout(r.Ctx, probeTimeout)
+	defer cancel()
+	if _, err := cs.Discovery().RESTClient().Get().AbsPath("/version").DoRaw(ctx); err != nil {
+		if r.Ctx.Err() != nil {
+			return nil, r.Err()
+		}
+		return nil, c.probeError(err)
+	}
+	return c, nil
+}
+
+func (c *cluster) where() string {
+	if c.context != "" {
+		return fmt.Sprintf("%s, context %q", c.source, c.context)
+	}
+	return c.source
+}
+
+func (c *cluster) probeError(err error) error {
+	switch {
+	case apierrors.IsUnauthorized(err):
+		return fmt.Errorf("the API server %s rejected the credentials from %s (Unauthorized)", c.server, c.where())
+	case isTransport(err):
+		return fmt.Errorf("cannot reach the Kubernetes API server %s (from %s): %v", c.server, c.where(), transportCause(err))
+	}
+	return fmt.Errorf("the Kubernetes API server %s (from %s) failed: %v", c.server, c.where(), err)
+}
+
+// warnings passes the API server's deprecation warnings to the journal
+// instead of klog's stderr lines.
+type warnings struct{ r *runctx.Run }
+
+func (w warnings) HandleWarningHeader(code int, _ string, text string) {
+	if code == 299 && text != "" {
+		w.r.Journal.Warn("", Target, "API server: "+text)
+	}
+}
+
+// located is a configuration found by discover.
+type located struct {
+	config  *rest.Config
+	source  string
+	context string
+}
+
+// discover finds the client configuration like kubectl, plus the k3s
+// default: --kubeconfig alone when given; else $KUBECONFIG, ~/.kube/config,
+// /etc/rancher/k3s/k3s.yaml and the in-cluster service account, in that
+// order. Missing places are skipped; a file that exists but cannot be used is
+// an error (never a silent fall-through to another cluster). When nothing
+// works the error lists every place tried and why.
+func discover(cfg runctx.Config, k3s string, stat func(string) (fs.FileInfo, error)) (*located, error) {
+	getenv := cfg.Getenv
+	if getenv == nil {
+		getenv = func(string) string { return "" }
+	}
+	if cfg.Kubeconfig != "" {
+		loc, err := fromFiles([]string{cfg.Kubeconfig}, cfg.KubeContext)
+		if err != nil {
+			return nil, fmt.Errorf("--kubeconfig %s: %v", cfg.Kubeconfig, err)
+		}
+		loc.source = cfg.Kubeconfig
+		return loc, nil
+	}
+	var tried []string
+	failed := func(err error) error {
+		msg := err.Error()
+		if len(tried) > 0 {
+			msg += "\n(after trying: " + strings.Join(tried, "; ") + ")"
+		}
+		return errors.New(msg)
+	}
+	if env := getenv("KUBECONFIG"); env != "" {
+		var present []string
+		var why []string
+		for _, p := range filepath.SplitList(env) {
+			if p == "" {
+				continue
+			}
+			if _, err := stat(p); err != nil {
+				why = append(why, p+": "+statReason(err))
+				continue
+			}
+			present = append(present, p)
+		}
+		if len(present) == 0 {
+			tried = append(tried, "$KUBECONFIG ("+strings.Join(why, ", ")+")")
+		} else {
+			loc, err := fromFiles(present, cfg.KubeContext)
+			if err != nil {
+				return nil, failed(fmt.Errorf("$KUBECONFIG %s: %v", env, err))
+			}
+			loc.source = "$KUBECONFIG " + env
+			return loc, nil
+		}
+	}
+	home := getenv("HOME")
+	if home == "" {
+		home, _ = os.UserHomeDir()
+	}
+	var files []string
+	if home != "" {
+		files = append(files, filepath.Join(home, ".kube", "config"))
+	} else {
+		tried = append(tried, "~/.kube/config: no home directory")
+	}
+	files = append(files, k3s)
+	for _, p := range files {
+		if _, err := stat(p); err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				tried = append(tried, p+": "+statReason(err))
+				continue
+			}
+			return nil, failed(fmt.Errorf("%s: %v", p, hint(p, err)))
+		}
+		loc, err := fromFiles([]string{p}, cfg.KubeContext)
+		if err != nil {
+			return nil, failed(fmt.Errorf("%s: %v", p, hint(p, err)))
+		}
+		loc.source = p
+		return loc, nil
+	}
+	if getenv("KUBERNETES_SERVICE_HOST") == "" {
+		tried = append(tried, "in-cluster service account: not running in a pod ($KUBERNETES_SERVICE_HOST is unset)")
+	} else {
+		rc, err := rest.InClusterConfig()
+		if err == nil {
+			return &located{config: rc, source: "in-cluster service account"}, nil
+		}
+		tried = append(tried, "in-cluster service account: "+err.Error())
+	}
+	return nil, fmt.Errorf("no Kubernetes configuration found; tried:\n  %s\nset --kubeconfig or $KUBECONFIG",
+		strings.Join(tried, "\n  "))
+}
+
+func statReason(err error) string {
+	if errors.Is(err, fs.ErrNotExist) {
+		return "not found"
+	}
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	return err.Error()
+}
+
+// hint adds the usual k3s remedy to a permission error on its kubeconfig.
+func hint(path string, err error) error {
+	if errors.Is(err, fs.ErrPermission) && strings.HasSuffix(path, "/k3s.yaml") {
+		return fmt.Errorf("%v (k3s makes it readable by root only: run as root, or pass --kubeconfig)", err)
+	}
+	return err
+}
+
+// fromFiles loads and merges kubeconfig files (resolving their relative
+// paths) and picks context, or the current one.
+func fromFiles(paths []string, context string) (*located, error) {
+	rules := &clientcmd.ClientConfigLoadingRules{Precedence: paths}
+	if len(paths) == 1 {
+		rules = &clientcmd.ClientConfigLoadingRules{ExplicitPath: paths[0]}
+	}
+	raw, err := rules.Load()
+	if err != nil {
+		return nil, err
+	}
+	name := context
+	if name == "" {
+		name = raw.CurrentContext
+	}
+	if name == "" {
+		return nil, errors.New("no current-context set (pass --context)")
+	}
+	if _, ok := raw.Contexts[name]; !ok {
+		return nil, fmt.Errorf("context %q not found (have: %s)", name, strings.Join(contextNames(raw.Contexts), ", "))
+	}
+	rc, err := clientcmd.NewNonInteractiveClientConfig(*raw, name, &clientcmd.ConfigOverrides{}, rules).ClientConfig()
+	if err != nil {
+		return nil, err
+	}
+	return &located{config: rc, context: name}, nil
+}
+
+func contextNames[V any](m map[string]V) []string {
+	names := make([]string, 0, len(m))
+	for k := range m {
+		names = append(names, k)
+	}
+	if len(names) == 0 {
+		return []string{"none"}
+	}
+	slices.Sort(names)
+	return names
+}
+
+// isTransport reports whether err means the server was not reached or did
+// not answer (as opposed to an API status).
+func isTransport(err error) bool {
+	var ue *url.Error
+	var ne net.Error
+	return errors.As(err, &ue) || errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// transportCause strips client-go's `Get "https://…/version?timeout=…":`
+// prefix, keeping the network error itself.
+func transportCause(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+// apiError turns a client-go error into a message naming what was tried and
+// where, with the network failures marked unreachable for the journal.
+func (c *cluster) apiError(verb, resource, namespace, name string, err error) error {
+	if err == nil {
+		return nil
+	}
+	obj := fmt.Sprintf("%s %q", resource, name)
+	if name == "" {
+		obj = resource
+	}
+	if namespace != "" {
+		obj += fmt.Sprintf(" in namespace %q", namespace)
+	}
+	switch {
+	case apierrors.IsForbidden(err):
+		return fmt.Errorf("forbidden to %s %s (RBAC): %s", verb, obj, apiMessage(err))
+	case apierrors.IsUnauthorized(err):
+		return fmt.Errorf("%s %s: the API server %s rejected the credentials from %s (Unauthorized)", verb, obj, c.server, c.where())
+	case isTransport(err):
+		return journal.Unreachable(fmt.Errorf("%s %s: cannot reach the Kubernetes API server %s: %v", verb, obj, c.server, transportCause(err)))
+	}
+	return fmt.Errorf("%s %s: %s", verb, obj, apiMessage(err))
+}
+
+func apiMessage(err error) string {
+	var se apierrors.APIStatus
+	if errors.As(err, &se) && se.Status().Message != "" {
+		return se.Status().Message
+	}
+	return err.Error()
+}

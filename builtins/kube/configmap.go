@@ -1,0 +1,298 @@
+package kube
+
+import (
+	"context"
+	"fmt"
+
+	"go.starlark.net/starlark"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/mno-sh/mno/engine/journal"
+	"github.com/mno-sh/mno/engine/runctx"
+	"github.com/mno-sh/mno/engine/starkit"
+)
+
+// DefaultNamespace is where MyNodeOne keeps the cluster's state.
+const DefaultNamespace = "kube-system"
+
+func configmapGet(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var name string
+	ns := DefaultNamespace
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "name", &name, "namespace?", &ns); err != nil {
+		return nil, err
+	}
+	r, c, err := setup(thread, b)
+	if err != nil {
+		return nil, err
+	}
+	var cm *corev1.ConfigMap
+	_, err = r.Journal.Do(r.Ctx, journal.Op{
+		Target: Target, Kind: "configmap.get", Desc: ns + "/" + name, Pos: starkit.CallerPos(thread),
+		Apply: func(ctx context.Context) (journal.Change, error) {
+			var err error
+			cm, err = getConfigMap(ctx, c, c.cs.CoreV1().ConfigMaps(ns), ns, name)
+			if err == nil && cm == nil {
+				return journal.Change{Note: "missing"}, nil
+			}
+			return journal.Change{}, err
+		},
+	})
+	if err != nil {
+		return nil, fail(b, err)
+	}
+	if cm == nil {
+		return starlark.None, nil
+	}
+	return dataDict(cm.Data), nil
+}
+
+func configmapUpdate(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var (
+		name   string
+		fn     starlark.Callable
+		ns     = DefaultNamespace
+		create = true
+	)
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "name", &name, "fn", &fn, "namespace?", &ns, "create?", &create); err != nil {
+		return nil, err
+	}
+	r, c, err := setup(thread, b)
+	if err != nil {
+		return nil, err
+	}
+	mutate := func(cur *corev1.ConfigMap) (*corev1.ConfigMap, error) {
+		if cur == nil && !create {
+			return nil, fmt.Errorf("ConfigMap %s/%s does not exist (create=False)", ns, name)
+		}
+		var old map[string]string
+		if cur != nil {
+			old = cur.Data
+		}
+		arg := dataDict(old)
+		res, err := starlark.Call(thread, fn, starlark.Tuple{arg}, nil)
+		if err != nil {
+			return nil, err
+		}
+		if res == starlark.None {
+			res = arg
+		}
+		data, err := starkit.StringDict("the value fn returned", res)
+		if err != nil {
+			return nil, err
+		}
+		if mapsEqual(old, data) {
+			return nil, nil
+		}
+		return withData(cur, ns, name, data), nil
+	}
+	return write(thread, b, r, c, "configmap.update", ns+"/"+name, newRMW(c, ns, name, mutate))
+}
+
+func configmapUpdateJSON(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var (
+		name, key string
+		fn        starlark.Callable
+		ns                       = DefaultNamespace
+		create                   = true
+		def       starlark.Value = starlark.None
+	)
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "name", &name, "key", &key, "fn", &fn,
+		"namespace?", &ns, "create?", &create, "default?", &def); err != nil {
+		return nil, err
+	}
+	if def == starlark.None {
+		def = starlark.NewDict(0)
+	}
+	if _, err := encodeJSON(def); err != nil {
+		return nil, starkit.Errorf(b.Name(), "default: %v", err)
+	}
+	r, c, err := setup(thread, b)
+	if err != nil {
+		return nil, err
+	}
+	ref := fmt.Sprintf("%s/%s[%s]", ns, name, key)
+	mutate := func(cur *corev1.ConfigMap) (*corev1.ConfigMap, error) {
+		if cur == nil && !create {
+			return nil, fmt.Errorf("ConfigMap %s/%s does not exist (create=False)", ns, name)
+		}
+		var doc starlark.Value
+		var err error
+		text, present := "", false
+		if cur != nil {
+			text, present = cur.Data[key]
+		}
+		if present {
+			if doc, err = decodeJSON(text); err != nil {
+				return nil, fmt.Errorf("ConfigMap %s/%s key %q does not hold valid JSON: %v", ns, name, key, err)
+			}
+		} else if doc, err = copyValue(def); err != nil {
+			return nil, err
+		}
+		before, err := encodeJSON(doc)
+		if err != nil {
+			return nil, fmt.Errorf("ConfigMap %s/%s key %q: %v", ns, name, key, err)
+		}
+		res, err := starlark.Call(thread, fn, starlark.Tuple{doc}, nil)
+		if err != nil {
+			return nil, err
+		}
+		if res == starlark.None {
+			res = doc
+		}
+		after, err := encodeJSON(res)
+		if err != nil {
+			return nil, fmt.Errorf("the value fn returned for %s: %v", ref, err)
+		}
+		if after == before {
+			return nil, nil
+		}
+		data := make(map[string]string, len(dataOf(cur))+1)
+		for k, v := range dataOf(cur) {
+			data[k] = v
+		}
+		data[key] = after
+		return withData(cur, ns, name, data), nil
+	}
+	return write(thread, b, r, c, "configmap.update_json", ref, newRMW(c, ns, name, mutate))
+}
+
+func configmapApply(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var (
+		name    string
+		dataV   starlark.Value
+		ns                     = DefaultNamespace
+		labelsV starlark.Value = starlark.None
+	)
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "name", &name, "data", &dataV, "namespace?", &ns, "labels?", &labelsV); err != nil {
+		return nil, err
+	}
+	data, err := starkit.StringDict("data", dataV)
+	if err != nil {
+		return nil, starkit.Errorf(b.Name(), "%v", err)
+	}
+	if data == nil {
+		data = map[string]string{}
+	}
+	labels, err := starkit.StringDict("labels", labelsV)
+	if err != nil {
+		return nil, starkit.Errorf(b.Name(), "%v", err)
+	}
+	r, c, err := setup(thread, b)
+	if err != nil {
+		return nil, err
+	}
+	mutate := func(cur *corev1.ConfigMap) (*corev1.ConfigMap, error) {
+		if cur != nil && mapsEqual(cur.Data, data) && hasLabels(cur.Labels, labels) {
+			return nil, nil
+		}
+		next := withData(cur, ns, name, copyMap(data))
+		if len(labels) > 0 {
+			if next.Labels == nil {
+				next.Labels = map[string]string{}
+			}
+			for k, v := range labels {
+				next.Labels[k] = v
+			}
+		}
+		return next, nil
+	}
+	return write(thread, b, r, c, "configmap.apply", ns+"/"+name, newRMW(c, ns, name, mutate))
+}
+
+func configmapDelete(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var name string
+	ns := DefaultNamespace
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "name", &name, "namespace?", &ns); err != nil {
+		return nil, err
+	}
+	r, c, err := setup(thread, b)
+	if err != nil {
+		return nil, err
+	}
+	cms := c.cs.CoreV1().ConfigMaps(ns)
+	ref := ns + "/" + name
+	var cur *corev1.ConfigMap
+	out, err := r.Journal.Do(r.Ctx, journal.Op{
+		Target: Target, Kind: "configmap.delete", Desc: ref, Pos: starkit.CallerPos(thread), Write: true,
+		Check: func(ctx context.Context) (journal.Change, error) {
+			var err error
+			if cur, err = getConfigMap(ctx, c, cms, ns, name); err != nil || cur == nil {
+				return journal.Change{Note: "absent"}, err
+			}
+			return journal.Change{Changed: true, Diff: diffConfigMaps(ref, cur, nil)}, nil
+		},
+		Apply: func(ctx context.Context) (journal.Change, error) {
+			err := cms.Delete(ctx, name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &cur.UID}})
+			if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+				// Gone already, or deleted and re-created by someone else
+				// since we looked: not ours to delete.
+				return journal.Change{Note: "already gone"}, nil
+			}
+			if err != nil {
+				return journal.Change{}, c.apiError("delete", "configmap", ns, name, err)
+			}
+			return journal.Change{Changed: true, Diff: diffConfigMaps(ref, cur, nil)}, nil
+		},
+	})
+	if err != nil {
+		return nil, fail(b, err)
+	}
+	return starlark.Bool(out.Changed), nil
+}
+
+// write runs a read-modify-write through the journal: Check plans (reads
+// and calls fn), Apply commits the plan and re-plans on conflict.
+func write(thread *starlark.Thread, b *starlark.Builtin, r *runctx.Run, c *cluster, kind, desc string, w *rmw) (starlark.Value, error) {
+	out, err := r.Journal.Do(r.Ctx, journal.Op{
+		Target: Target, Kind: kind, Desc: desc, Pos: starkit.CallerPos(thread), Write: true,
+		Check: func(ctx context.Context) (journal.Change, error) {
+			if err := w.plan(ctx); err != nil {
+				return journal.Change{}, err
+			}
+			return w.change(), nil
+		},
+		Apply: func(ctx context.Context) (journal.Change, error) {
+			err := w.commit(ctx)
+			return w.change(), err
+		},
+	})
+	if err != nil {
+		return nil, fail(b, err)
+	}
+	return starlark.Bool(out.Changed), nil
+}
+
+func dataOf(cm *corev1.ConfigMap) map[string]string {
+	if cm == nil {
+		return nil
+	}
+	return cm.Data
+}
+
+// dataDict returns a fresh, mutable dict of data, keys sorted.
+func dataDict(data map[string]string) *starlark.Dict {
+	d := starlark.NewDict(len(data))
+	for _, k := range unionKeys(data, nil) {
+		d.SetKey(starlark.String(k), starlark.String(data[k]))
+	}
+	return d
+}
+
+func copyMap(m map[string]string) map[string]string {
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+func hasLabels(have, want map[string]string) bool {
+	for k, v := range want {
+		if w, ok := have[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,60 @@
+// Package kube reads and writes the cluster's state through the Kubernetes API.
+//
+//	kube.configmap.get(name, namespace="kube-system") -> dict of data, or None when missing
+//	kube.configmap.update(name, fn, namespace="kube-system", create=True) -> bool changed
+//	kube.configmap.update_json(name, key, fn, namespace="kube-system", create=True, default=None) -> bool changed
+//	kube.configmap.apply(name, data, namespace="kube-system", labels={}) -> bool changed
+//	kube.configmap.delete(name, namespace="kube-system") -> bool changed
+//	kube.lock(name, ttl="2m", wait="1m", namespace="kube-system") -> the lease, held for the rest of the run
+//	kube.node.get(name) -> struct(name, ready, labels, addresses, unschedulable) or None
+//	kube.node.wait_ready(name, timeout="5m") -> struct as get
+//	kube.node.label(name, labels) -> bool changed   (a value None removes the label)
+//	kube.node.drain(name, timeout="2m") -> bool changed  (cordon, then evict its pods; DaemonSet pods stay)
+//	kube.node.delete(name) -> bool changed
+//
+// kube.configmap and kube.node group the ConfigMap and Node calls. Every
+// ConfigMap change is a read-modify-write guarded by the resourceVersion that
+// was read, retried on conflict (up to 20 times, with jittered backoff), so two
+// concurrent runs never drop each other's changes. update calls fn(data) with
+// a mutable copy of the data (a dict of strings; {} when the ConfigMap is
+// missing) and writes what fn returns (or, when fn returns None, the dict it
+// was given); fn may run more than once, so keep it free of other effects.
+// Nothing is written when the result equals what was read. Keys fn leaves
+// alone keep their bytes, and labels, annotations and binaryData are never
+// touched. create=False makes a missing ConfigMap an error.
+//
+// update_json does the same for one key holding a JSON document (the
+// MyNodeOne registries: registry.json, services.json, domains.json,
+// routing.json): fn receives the whole decoded document (default, or {},
+// when the key or ConfigMap is missing) so fields the script does not know
+// survive, and a semantically different result is written back as JSON
+// indented by two spaces with sorted keys and a trailing newline. Values
+// MyNodeOne stored with its newlines turned into spaces parse as they are;
+// raw control characters and stray backslashes its escaping left inside
+// strings are read as the text they stood for. Invalid JSON is an error
+// naming the ConfigMap and key.
+//
+// apply makes the data exactly data and sets labels, leaving every other field
+// alone. Writes over the 1 MiB ConfigMap limit fail before anything is sent.
+// With --dry-run the writes read live state and report a unified diff of every
+// key they would change (JSON pretty-printed first), and write nothing.
+//
+// kube.lock takes a coordination.k8s.io Lease held as "<hostname>/<run id>",
+// renews it every ttl/3 and releases it when the run ends. A lease held by
+// someone else is waited for up to wait, then the call fails naming the
+// holder; a lease not renewed within its ttl is taken over. It returns
+// struct(name, namespace, holder, ttl, held, simulated); --dry-run takes no
+// lease (held=False).
+//
+// A node struct's labels is a dict and addresses a list of struct(type,
+// address). wait_ready also waits for a node that has not registered yet.
+// drain evicts through the Eviction API (PodDisruptionBudgets are honoured,
+// a refused eviction retried until timeout), unmanaged pods included, and
+// waits for the pods to be gone — unless the node is not Ready, when no
+// kubelet would confirm it. drain and delete of a missing node return False.
+//
+// The client is built on first use: --kubeconfig, then $KUBECONFIG,
+// ~/.kube/config, /etc/rancher/k3s/k3s.yaml, then the in-cluster service
+// account; --context picks the context. A cluster that cannot be reached is a
+// script error naming the server.
+package kube
