@@ -1,0 +1,11 @@
+// Package kubeapi starts a real Kubernetes API server (kube-apiserver backed by etcd) on
+// loopback, for tests and for `mno lab`.
+//
+// There is no controller-manager, scheduler or kubelet: objects are stored and served, RBAC is
+// enforced and watches work, but nothing reconciles them (a deleted namespace stays
+// Terminating, a Deployment never gets Pods).
+//
+// The two binaries are built from the Go module proxy by [Build] into a cache outside the
+// repository ([CacheDir]); `go run ./lab/cmd/buildtools` (`make tools`) does that once, so
+// [Start] never compiles; with cached binaries it is ready in about 4–7 seconds on two cores.
+package kubeapi

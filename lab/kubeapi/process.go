@@ -1,0 +1,114 @@
+package kubeapi
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+// process is a child the server owns: etcd or kube-apiserver, logging to a file in Dir.
+type process struct {
+	name string
+	log  string
+	cmd  *exec.Cmd
+	done chan struct{} // closed once the process has been reaped
+	err  error         // Wait's result, valid after done
+}
+
+// startProcess runs bin with args, output appended to logPath. The process is started from a
+// fresh goroutine: the parent-death signal fires when the starting OS thread exits, and a
+// goroutine the caller locked to its thread (as namespace code does) may end with its thread.
+func startProcess(name, bin, logPath string, args ...string) (*process, error) {
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	defer logf.Close() // the child has its own descriptor
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	setDeathSignal(cmd)
+	started := make(chan error)
+	go func() { started <- cmd.Start() }()
+	if err := <-started; err != nil {
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	p := &process{name: name, log: logPath, cmd: cmd, done: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		close(p.done)
+	}()
+	return p, nil
+}
+
+// exited reports whether the process has ended.
+func (p *process) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// failure describes an unexpected exit, with the end of the log.
+func (p *process) failure() error {
+	return fmt.Errorf("%s exited (%v); end of %s:\n%s", p.name, p.err, p.log, p.tail(4096))
+}
+
+// portInUse reports whether the process died because its port was taken between our probe and
+// its bind; Start then retries with other ports.
+func (p *process) portInUse() bool {
+	return bytes.Contains([]byte(p.tail(16384)), []byte("address already in use"))
+}
+
+func (p *process) tail(n int64) string {
+	f, err := os.Open(p.log)
+	if err != nil {
+		return err.Error()
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err == nil && fi.Size() > n {
+		f.Seek(fi.Size()-n, 0)
+	}
+	var b bytes.Buffer
+	b.ReadFrom(f)
+	return b.String()
+}
+
+// stop sends SIGTERM, then SIGKILL after grace, and waits for the process to be reaped.
+func (p *process) stop(grace time.Duration) error {
+	if p.exited() {
+		return nil
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return err
+	}
+	select {
+	case <-p.done:
+		return nil
+	case <-time.After(grace):
+	}
+	p.cmd.Process.Kill()
+	<-p.done
+	return nil
+}
+
+// freePort returns a loopback TCP port that was free a moment ago.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func loopbackURL(scheme string, port int) string {
+	return scheme + "://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+}
