@@ -8,7 +8,9 @@ import (
 	"github.com/mno-sh/mno/builtins/assert"
 	"github.com/mno-sh/mno/builtins/encoding"
 	"github.com/mno-sh/mno/builtins/flow"
+	"github.com/mno-sh/mno/builtins/kube"
 	"github.com/mno-sh/mno/builtins/local"
+	"github.com/mno-sh/mno/builtins/ssh"
 	"github.com/mno-sh/mno/builtins/template"
 	"github.com/mno-sh/mno/builtins/time"
 	"github.com/mno-sh/mno/engine/starkit"
@@ -22,6 +24,8 @@ func Modules() []starkit.Module {
 		time.Module(),
 		template.Module(),
 		local.Module(),
+		ssh.Module(),
+		kube.Module(),
 		assert.Module(),
 	}
 }

@@ -1,0 +1,423 @@
+package ssh
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/pkg/sftp"
+
+	"github.com/mno-sh/mno/engine/starkit"
+)
+
+// Remote files are handled over SFTP as the login user, and through one
+// shell script per operation under `sudo -n` when sudo=True (SFTP cannot
+// change user).
+
+// compareLimit is the largest file read whole to compare with new content
+// (and diff); larger files of equal size are compared by SHA-256 on the host.
+const compareLimit = 1 << 20
+
+// noLimit reads a file whole, whatever its size.
+const noLimit = int64(1) << 62
+
+// fileInfo is what a stat of a remote path reports.
+type fileInfo struct {
+	isDir, isLink, isRegular bool
+	size                     int64
+	mode                     uint32 // permission bits with setuid, setgid and sticky
+	uid, gid                 int
+	owner, group             string // "" until resolved
+	mtime                    int64
+}
+
+// probe is a file's state as one round trip reads it: stat, and content
+// (when regular and at most the limit) or its SHA-256 (when larger and of the
+// size asked for).
+type probe struct {
+	info    *fileInfo // nil: missing
+	content []byte
+	full    bool   // content is the whole file
+	sum     string // hex SHA-256, for large files
+	// dirMissing is set by put's check when the parent directory is missing.
+	dirMissing bool
+}
+
+// writeSpec is a file as it should be.
+type writeSpec struct {
+	content []byte
+	secret  bool
+	mode    uint32
+	// owner and group are names (or numeric ids); "" keeps an existing
+	// file's and leaves a new file's to the writing user.
+	owner, group string
+}
+
+// ---- SFTP (as the login user) ----
+
+func fromFileInfo(fi os.FileInfo) *fileInfo {
+	info := &fileInfo{
+		isDir:     fi.IsDir(),
+		isLink:    fi.Mode()&os.ModeSymlink != 0,
+		isRegular: fi.Mode().IsRegular(),
+		size:      fi.Size(),
+		mtime:     fi.ModTime().Unix(),
+	}
+	if st, ok := fi.Sys().(*sftp.FileStat); ok {
+		info.mode = st.Mode & 0o7777
+		info.uid, info.gid = int(st.UID), int(st.GID)
+	} else {
+		info.mode = uint32(fi.Mode().Perm())
+	}
+	return info
+}
+
+// sftpStat stats p (following symlinks unless lstat); nil when missing.
+func (h *host) sftpStat(p string, lstat bool) (*fileInfo, error) {
+	cl, err := h.c.sftpClient()
+	if err != nil {
+		return nil, err
+	}
+	var fi os.FileInfo
+	if lstat {
+		fi, err = cl.Lstat(p)
+	} else {
+		fi, err = cl.Stat(p)
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, h.fsErr("stat", p, err)
+	}
+	return fromFileInfo(fi), nil
+}
+
+// sftpProbe stats and reads p at the same time (two requests in flight, so
+// one round trip's latency).
+func (h *host) sftpProbe(ctx context.Context, p string, limit int64, sumSize int64) (probe, error) {
+	cl, err := h.c.sftpClient()
+	if err != nil {
+		return probe{}, err
+	}
+	var pr probe
+	var statErr, readErr error
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		fi, err := cl.Stat(p)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+		case err != nil:
+			statErr = err
+		default:
+			pr.info = fromFileInfo(fi)
+		}
+	})
+	var data []byte
+	wg.Go(func() {
+		f, err := cl.Open(p)
+		if err != nil {
+			readErr = err
+			return
+		}
+		// Closing the handle need not delay the answer.
+		defer func() { go f.Close() }()
+		data, readErr = readUpTo(f, limit+1)
+	})
+	wg.Wait()
+	if statErr != nil {
+		return pr, h.fsErr("stat", p, statErr)
+	}
+	if pr.info == nil || !pr.info.isRegular {
+		return pr, nil
+	}
+	if readErr != nil {
+		return pr, h.fsErr("read", p, readErr)
+	}
+	if int64(len(data)) <= limit {
+		pr.content, pr.full = data, true
+		return pr, nil
+	}
+	if pr.info.size == sumSize {
+		out, err := h.c.exec(ctx, remoteCmd{line: "sha256sum < " + quote(p)})
+		if err != nil {
+			return pr, err
+		}
+		if out.code != 0 {
+			return pr, fmt.Errorf("sha256sum %s: %s", p, strings.TrimSpace(string(out.stderr)))
+		}
+		pr.sum, _, _ = strings.Cut(strings.TrimSpace(string(out.stdout)), " ")
+	}
+	return pr, nil
+}
+
+// readUpTo reads at most max bytes of f: one request for a small file,
+// then one large read, which pkg/sftp splits into concurrent requests.
+func readUpTo(f *sftp.File, max int64) ([]byte, error) {
+	first := int64(32 << 10)
+	if first > max {
+		first = max
+	}
+	buf := make([]byte, first)
+	n, err := io.ReadFull(f, buf)
+	if err == io.EOF || err == io.ErrUnexpectedEOF {
+		return buf[:n], nil
+	}
+	if err != nil || int64(n) == max {
+		return buf[:n], err
+	}
+	rest := make([]byte, max-int64(n))
+	m, err := io.ReadFull(f, rest)
+	if err == io.EOF || err == io.ErrUnexpectedEOF {
+		err = nil
+	}
+	return append(buf[:n], rest[:m]...), err
+}
+
+// sftpRead reads p whole; missing reports a missing file.
+func (h *host) sftpRead(p string) (data []byte, missing bool, err error) {
+	cl, err := h.c.sftpClient()
+	if err != nil {
+		return nil, false, err
+	}
+	f, err := cl.Open(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, true, nil
+	}
+	if err != nil {
+		return nil, false, h.fsErr("open", p, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, false, h.fsErr("stat", p, err)
+	}
+	if fi.IsDir() {
+		return nil, false, fmt.Errorf("%s is a directory", p)
+	}
+	var buf bytes.Buffer
+	if fi.Size() > 0 {
+		buf.Grow(int(fi.Size()))
+	}
+	if _, err := f.WriteTo(&buf); err != nil {
+		return nil, false, h.fsErr("read", p, err)
+	}
+	return buf.Bytes(), false, nil
+}
+
+// stagingDirs are where a temporary file for a file in dir is written, in
+// order of preference: next to dir (so watchers of dir see one rename and
+// nothing else), then inside dir, for a dir whose parent is not writable or
+// is another filesystem (statvfs's fsid tells where the server supports it;
+// a rename that fails across filesystems falls back too).
+func (h *host) stagingDirs(cl *sftp.Client, dir string) []string {
+	next := path.Join(path.Dir(dir), ".mno-staging")
+	in := path.Join(dir, ".mno-staging")
+	if v, ok := h.c.stages.Load(dir); ok {
+		return []string{v.(string)}
+	}
+	if next == in {
+		return []string{in}
+	}
+	if _, ok := cl.HasExtension("statvfs@openssh.com"); ok {
+		a, err1 := cl.StatVFS(path.Dir(dir))
+		b, err2 := cl.StatVFS(dir)
+		if err1 == nil && err2 == nil && a.Fsid != b.Fsid {
+			return []string{in}
+		}
+	}
+	return []string{next, in}
+}
+
+// sftpWrite writes p atomically: temporary file in a staging directory,
+// fsync, chown, chmod, rename over p. Nothing is ever written to p itself, so
+// a cut connection leaves the old file or the new one.
+func (h *host) sftpWrite(ctx context.Context, p string, old *fileInfo, w *writeSpec) error {
+	cl, err := h.c.sftpClient()
+	if err != nil {
+		return err
+	}
+	if old != nil {
+		// Write through a symlink to its target, as `>` would.
+		if li, err := cl.Lstat(p); err == nil && li.Mode()&os.ModeSymlink != 0 {
+			if p, err = cl.RealPath(p); err != nil {
+				return h.fsErr("resolve", p, err)
+			}
+		}
+	}
+	uid, gid, err := h.wantIDs(ctx, old, w.owner, w.group)
+	if err != nil {
+		return err
+	}
+	dir := path.Dir(p)
+	var lastErr error
+	for _, stage := range h.stagingDirs(cl, dir) {
+		err := h.sftpWriteVia(cl, stage, p, uid, gid, w)
+		if err == nil {
+			h.c.stages.Store(dir, stage)
+			return nil
+		}
+		if !errors.As(err, new(*stagingError)) {
+			return err
+		}
+		lastErr = err
+	}
+	return lastErr
+}
+
+// stagingError is a failure that another staging directory may avoid.
+type stagingError struct{ err error }
+
+func (e *stagingError) Error() string { return e.err.Error() }
+func (e *stagingError) Unwrap() error { return e.err }
+
+func (h *host) sftpWriteVia(cl *sftp.Client, stage, p string, uid, gid int, w *writeSpec) (err error) {
+	if err := h.ensureStaging(cl, stage); err != nil {
+		return &stagingError{err}
+	}
+	tmp := path.Join(stage, path.Base(p)+"."+randomSuffix()+".tmp")
+	f, err := cl.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL)
+	if err != nil {
+		return &stagingError{h.fsErr("create", tmp, err)}
+	}
+	done := false
+	defer func() {
+		if !done {
+			f.Close()
+			if h.c.alive() == nil {
+				cl.Remove(tmp)
+			}
+		}
+	}()
+	if _, err := f.ReadFrom(bytes.NewReader(w.content)); err != nil {
+		return h.fsErr("write", tmp, err)
+	}
+	if _, ok := cl.HasExtension("fsync@openssh.com"); ok {
+		if err := f.Sync(); err != nil {
+			return h.fsErr("fsync", tmp, err)
+		}
+	}
+	if uid >= 0 || gid >= 0 {
+		if err := f.Chown(uid, gid); err != nil {
+			return h.ownerErr(p, w, err)
+		}
+	}
+	// After chown, which clears setuid bits.
+	if err := f.Chmod(os.FileMode(w.mode) | setBits(w.mode)); err != nil {
+		return h.fsErr("chmod", tmp, err)
+	}
+	if err := f.Close(); err != nil {
+		return h.fsErr("close", tmp, err)
+	}
+	if err := cl.PosixRename(tmp, p); err != nil {
+		var se *sftp.StatusError
+		if errors.As(err, &se) && se.Code == 4 { // SSH_FX_FAILURE: EXDEV among others
+			cl.Remove(tmp)
+			done = true
+			return &stagingError{h.fsErr("rename", p, err)}
+		}
+		return h.fsErr("rename", p, err)
+	}
+	done = true
+	return nil
+}
+
+// setBits maps setuid, setgid and sticky to os.FileMode, which pkg/sftp
+// translates back.
+func setBits(m uint32) os.FileMode {
+	var fm os.FileMode
+	if m&0o4000 != 0 {
+		fm |= os.ModeSetuid
+	}
+	if m&0o2000 != 0 {
+		fm |= os.ModeSetgid
+	}
+	if m&0o1000 != 0 {
+		fm |= os.ModeSticky
+	}
+	return fm
+}
+
+// ensureStaging makes the staging directory, mode 0700 so no other user
+// sees a secret while it is being written.
+func (h *host) ensureStaging(cl *sftp.Client, stage string) error {
+	fi, err := cl.Stat(stage)
+	if err == nil {
+		if !fi.IsDir() {
+			return fmt.Errorf("%s is not a directory", stage)
+		}
+		return nil
+	}
+	if err := cl.Mkdir(stage); err != nil {
+		if fi, err2 := cl.Stat(stage); err2 == nil && fi.IsDir() {
+			return nil // made by a concurrent put
+		}
+		return h.fsErr("mkdir", stage, err)
+	}
+	return h.fsErr("chmod", stage, cl.Chmod(stage, 0o700))
+}
+
+// wantIDs are the uid and gid a written file gets (-1: leave as created):
+// the named owner and group, else those of the file it replaces.
+func (h *host) wantIDs(ctx context.Context, old *fileInfo, owner, group string) (uid, gid int, err error) {
+	uid, gid = -1, -1
+	if old != nil {
+		uid, gid = old.uid, old.gid
+	}
+	if owner != "" {
+		if uid, err = h.lookupID(ctx, false, owner); err != nil {
+			return 0, 0, err
+		}
+	}
+	if group != "" {
+		if gid, err = h.lookupID(ctx, true, group); err != nil {
+			return 0, 0, err
+		}
+	}
+	// SFTP sets both ids at once; -1 is "unchanged" to the host's chown.
+	return uid, gid, nil
+}
+
+func (h *host) ownerErr(p string, w *writeSpec, err error) error {
+	if errors.Is(err, fs.ErrPermission) {
+		if w.owner == "" && w.group == "" {
+			return fmt.Errorf("%s: cannot keep the owner of the file it replaces as user %s (pass sudo=True)", p, h.user)
+		}
+		return fmt.Errorf("%s: user %s may not give files away (pass sudo=True)", p, h.user)
+	}
+	return h.fsErr("chown", p, err)
+}
+
+// fsErr explains an SFTP error; permission problems suggest sudo.
+func (h *host) fsErr(op, p string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, fs.ErrPermission) {
+		return fmt.Errorf("%s %s: permission denied for user %s (pass sudo=True)", op, p, h.user)
+	}
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%s %s: no such file or directory", op, p)
+	}
+	return h.c.opErr(fmt.Errorf("%s %s: %w", op, p, err))
+}
+
+func randomSuffix() string {
+	var b [6]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func quote(s string) string { return starkit.ShellQuote(s) }
+
+func octal(m uint32) string { return "0" + strconv.FormatUint(uint64(m), 8) }
