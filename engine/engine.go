@@ -70,6 +70,8 @@ type Result struct {
 	Exit  int
 	Err   error // the script or usage error, if any
 	RunID string
+	// Targets are the recap counts per target.
+	Targets map[string]journal.Counts
 }
 
 // NewRunID returns a sortable, unique run id.
@@ -207,6 +209,7 @@ func Run(ctx context.Context, o Options) (res Result) {
 		if started {
 			s.Journal.Finish(code, msg, time.Since(s.start))
 		}
+		_, res.Targets = s.Journal.Recap()
 		res.Exit, res.Err = code, err
 		return res
 	}

@@ -316,3 +316,22 @@ func apiMessage(err error) string {
 	}
 	return err.Error()
 }
+
+// RESTConfig discovers the client configuration the way the kube module does
+// (--kubeconfig, $KUBECONFIG, ~/.kube/config, the k3s default, in-cluster)
+// for Go callers such as `mno watch`. It returns the configuration and a
+// description of where it came from.
+func RESTConfig(cfg runctx.Config) (*rest.Config, string, error) {
+	loc, err := discover(cfg, K3sKubeconfig, os.Stat)
+	if err != nil {
+		return nil, "", err
+	}
+	rc := rest.CopyConfig(loc.config)
+	rc.Dial = (&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}).DialContext
+	rc.UserAgent = "mno"
+	where := loc.source
+	if loc.context != "" {
+		where += fmt.Sprintf(", context %q", loc.context)
+	}
+	return rc, where, nil
+}

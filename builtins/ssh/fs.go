@@ -217,8 +217,8 @@ func (h *host) sftpRead(p string) (data []byte, missing bool, err error) {
 
 // stagingDirs are where a temporary file for a file in dir is written, in
 // order of preference: next to dir (so watchers of dir see one rename and
-// nothing else), then inside dir, for a dir whose parent is not writable or
-// is another filesystem (statvfs's fsid tells where the server supports it;
+// nothing else), then inside dir — removed again after the rename — for a
+// dir whose parent is not writable or is another filesystem (statvfs's fsid tells where the server supports it;
 // a rename that fails across filesystems falls back too).
 func (h *host) stagingDirs(cl *sftp.Client, dir string) []string {
 	next := path.Join(path.Dir(dir), ".mno-staging")
@@ -264,6 +264,13 @@ func (h *host) sftpWrite(ctx context.Context, p string, old *fileInfo, w *writeS
 	for _, stage := range h.stagingDirs(cl, dir) {
 		err := h.sftpWriteVia(cl, stage, p, uid, gid, w)
 		if err == nil {
+			if path.Dir(stage) == dir {
+				// Staged inside the target's own directory (its parent is
+				// another filesystem): leave nothing behind there — it may
+				// be /etc. Next time it is made again.
+				cl.RemoveDirectory(stage)
+				return nil
+			}
 			h.c.stages.Store(dir, stage)
 			return nil
 		}

@@ -70,7 +70,8 @@ fi
 chmod -- "$m" "$t"
 sync -- "$t"
 mv -f -- "$t" "$p"
-trap - EXIT`
+trap - EXIT
+if [ "$s" = "${d%/}/.mno-staging" ]; then rmdir -- "$s" 2>/dev/null || :; fi`
 
 // mkdirScript makes $1 and its parents, then sets the mode, owner and group
 // of $1.

@@ -35,6 +35,7 @@ func NewApp(in io.Reader, out, errOut io.Writer) *cli.App {
 			runCommand(),
 			initCommand(),
 			bootstrapCommand(),
+			watchCommand(),
 			checkCommand(),
 			docCommand(),
 			versionCommand(),

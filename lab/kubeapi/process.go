@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/mno-sh/mno/lab/internal/proc"
 	"net"
 	"os"
 	"os/exec"
@@ -21,9 +22,8 @@ type process struct {
 	err  error         // Wait's result, valid after done
 }
 
-// startProcess runs bin with args, output appended to logPath. The process is started from a
-// fresh goroutine: the parent-death signal fires when the starting OS thread exits, and a
-// goroutine the caller locked to its thread (as namespace code does) may end with its thread.
+// startProcess runs bin with args, output appended to logPath, dying with this process
+// (see lab/internal/proc for why that takes a locked thread).
 func startProcess(name, bin, logPath string, args ...string) (*process, error) {
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -32,15 +32,16 @@ func startProcess(name, bin, logPath string, args ...string) (*process, error) {
 	defer logf.Close() // the child has its own descriptor
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	setDeathSignal(cmd)
-	started := make(chan error)
-	go func() { started <- cmd.Start() }()
-	if err := <-started; err != nil {
+	// Its own process group: a terminal's ^C reaches the test binary, which
+	// stops us in order.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	waited, err := proc.Start(cmd)
+	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
 	p := &process{name: name, log: logPath, cmd: cmd, done: make(chan struct{})}
 	go func() {
-		p.err = cmd.Wait()
+		p.err = <-waited
 		close(p.done)
 	}()
 	return p, nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/mno-sh/mno/lab/internal/proc"
 	"io"
 	"net/http"
 	"os"
@@ -73,12 +74,12 @@ func Start(ctx context.Context, opts Options) (*Process, error) {
 	if cmd.Stdout == nil && cmd.Stderr == nil {
 		cmd.Stdout, cmd.Stderr = p.out, p.out
 	}
-	setDeathSignal(cmd)
-	if err := cmd.Start(); err != nil {
+	waited, err := proc.Start(cmd)
+	if err != nil {
 		return nil, fmt.Errorf("traefik: %w", err)
 	}
 	go func() {
-		p.err = cmd.Wait()
+		p.err = <-waited
 		close(p.done)
 	}()
 	if opts.ReadyURL != "" {

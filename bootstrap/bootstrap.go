@@ -1,0 +1,66 @@
+// Package bootstrap writes the one-line command that prepares a new node for
+// mno: the only thing ever run on a node by hand.
+package bootstrap
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/mno-sh/mno/engine/starkit"
+)
+
+var (
+	userRE = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
+	fromRE = regexp.MustCompile(`^[0-9A-Za-z.:*?/,!-]+$`)
+)
+
+// ValidUser reports whether u is a portable login name.
+func ValidUser(u string) bool { return userRE.MatchString(u) }
+
+// ValidFrom reports whether a is usable in an authorized_keys from="…"
+// option: addresses, host patterns and CIDRs, comma-separated.
+func ValidFrom(a string) bool { return fromRE.MatchString(a) }
+
+// Script returns the POSIX sh script for a new node. It creates user if
+// needed, authorises key for it restricted with from="from", grants
+// passwordless sudo through /etc/sudoers.d (validated with visudo -c), and
+// prints the node's host key. Every value is quoted, and each file is
+// written only when it differs, so running it twice changes nothing.
+func Script(user, key, from string) (string, error) {
+	if !ValidUser(user) {
+		return "", fmt.Errorf("%q is not a valid user name", user)
+	}
+	if !ValidFrom(from) {
+		return "", fmt.Errorf("%q is not an address, pattern or CIDR", from)
+	}
+	if !strings.HasPrefix(key, "ssh-") || strings.ContainsAny(key, "\n\"") {
+		return "", fmt.Errorf("%q is not a public key line", key)
+	}
+	q := starkit.ShellQuote
+	lines := []string{
+		"set -eu",
+		"u=" + q(user) + "; k=" + q(key) + "; line=" + q(`from="`+from+`" `+key),
+		// A new user's password is "*": no password works, but unlike useradd's
+		// default "!" the account is not locked, which sshd without PAM refuses.
+		`if ! id "$u" >/dev/null 2>&1; then if command -v useradd >/dev/null 2>&1; then useradd -m -s /bin/sh -p '*' "$u"; else adduser -D -s /bin/sh "$u"; sed -i "s/^$u:!:/$u:*:/" /etc/shadow; fi; fi`,
+		`h=$(getent passwd "$u" | cut -d: -f6); g=$(id -gn "$u")`,
+		`[ -d "$h/.ssh" ] || install -d -m 700 -o "$u" -g "$g" "$h/.ssh"`,
+		`a="$h/.ssh/authorized_keys"`,
+		`if ! grep -qxF "$line" "$a" 2>/dev/null; then t=$(mktemp); { grep -vF "$k" "$a" 2>/dev/null || true; printf '%s\n' "$line"; } > "$t"; install -m 600 -o "$u" -g "$g" "$t" "$a"; rm -f "$t"; fi`,
+		`if [ "$u" != root ]; then f=/etc/sudoers.d/mno-$u; s="$u ALL=(ALL) NOPASSWD:ALL"; if [ "$(cat "$f" 2>/dev/null)" != "$s" ]; then t=$(mktemp); printf '%s\n' "$s" > "$t"; visudo -cqf "$t"; install -m 440 "$t" "$f"; rm -f "$t"; fi; fi`,
+		`echo "mno: $u is ready. Pass this to the add playbook:"`,
+		`echo "  host_key=\"$(cut -d' ' -f1,2 /etc/ssh/ssh_host_ed25519_key.pub)\""`,
+		`for p in /etc/ssh/ssh_host_*_key.pub; do ssh-keygen -lf "$p"; done`,
+	}
+	return strings.Join(lines, "; "), nil
+}
+
+// Command is Script wrapped for pasting: sudo sh -c '…'.
+func Command(user, key, from string) (string, error) {
+	s, err := Script(user, key, from)
+	if err != nil {
+		return "", err
+	}
+	return "sudo sh -c " + starkit.ShellQuote(s), nil
+}

@@ -1,0 +1,311 @@
+// Package controller runs a playbook as a watching controller: once at start,
+// whenever a watched ConfigMap changes (client-go informers, debounced), and
+// every resync period — never two runs at once, failed runs retried with
+// capped exponential backoff, and only while this process holds the leader
+// Lease, so several control planes never sync at the same time.
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/leaderelection"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
+)
+
+// Target is one watched ConfigMap.
+type Target struct{ Namespace, Name string }
+
+func (t Target) String() string { return t.Namespace + "/" + t.Name }
+
+// RunFunc runs the playbook once; ctx is cancelled when the run must stop.
+// It returns the run's exit code and per-node outcome (true = ok).
+type RunFunc func(ctx context.Context) RunResult
+
+// RunResult is what one run reports back.
+type RunResult struct {
+	Exit    int
+	Targets map[string]bool // target name → ok
+}
+
+// Options configure a Controller.
+type Options struct {
+	Client   kubernetes.Interface
+	Watch    []Target
+	Resync   time.Duration // 0: no periodic run
+	Debounce time.Duration // a burst of changes within this gives one run
+	// Grace is how long a run may go on after SIGTERM before it is cancelled.
+	Grace time.Duration
+	// Backoff bounds for retrying a failed run.
+	BackoffMin, BackoffMax time.Duration
+	// Leader election: the Lease and this process's identity. LeaseName ""
+	// disables election (a single controller).
+	LeaseName, LeaseNamespace, Identity       string
+	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
+	Log                                       io.Writer
+	Metrics                                   *Metrics
+	Run                                       RunFunc
+	Now                                       func() time.Time
+}
+
+// Controller is a watching controller for one playbook.
+type Controller struct {
+	o       Options
+	trigger chan string // reasons
+}
+
+// New validates o and returns a controller.
+func New(o Options) (*Controller, error) {
+	if o.Client == nil || o.Run == nil {
+		return nil, errors.New("controller: Client and Run are required")
+	}
+	if o.Debounce <= 0 {
+		o.Debounce = 2 * time.Second
+	}
+	if o.Grace <= 0 {
+		o.Grace = 30 * time.Second
+	}
+	if o.BackoffMin <= 0 {
+		o.BackoffMin = 5 * time.Second
+	}
+	if o.BackoffMax <= 0 {
+		o.BackoffMax = 5 * time.Minute
+	}
+	if o.LeaseNamespace == "" {
+		o.LeaseNamespace = "kube-system"
+	}
+	if o.LeaseDuration <= 0 {
+		o.LeaseDuration = 15 * time.Second
+	}
+	if o.RenewDeadline <= 0 {
+		o.RenewDeadline = 10 * time.Second
+	}
+	if o.RetryPeriod <= 0 {
+		o.RetryPeriod = 2 * time.Second
+	}
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+	if o.Metrics == nil {
+		o.Metrics = NewMetrics()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &Controller{o: o, trigger: make(chan string, 1)}, nil
+}
+
+func (c *Controller) logf(format string, args ...any) {
+	fmt.Fprintf(c.o.Log, "%s watch: %s\n", c.o.Now().Format(time.RFC3339), fmt.Sprintf(format, args...))
+}
+
+// Run blocks until ctx is done (SIGTERM/SIGINT). stop, when closed, asks the
+// current run to finish within the grace period and then cancels it.
+func (c *Controller) Run(ctx context.Context) error {
+	if c.o.LeaseName == "" {
+		c.o.Metrics.setLeader(true)
+		return c.lead(ctx)
+	}
+	lock := &resourcelock.LeaseLock{
+		LeaseMeta:  metaFor(c.o.LeaseNamespace, c.o.LeaseName),
+		Client:     c.o.Client.CoordinationV1(),
+		LockConfig: resourcelock.ResourceLockConfig{Identity: c.o.Identity},
+	}
+	var leadErr error
+	for ctx.Err() == nil {
+		le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
+			Lock:            lock,
+			LeaseDuration:   c.o.LeaseDuration,
+			RenewDeadline:   c.o.RenewDeadline,
+			RetryPeriod:     c.o.RetryPeriod,
+			ReleaseOnCancel: true,
+			Name:            c.o.LeaseName,
+			Callbacks: leaderelection.LeaderCallbacks{
+				OnStartedLeading: func(lctx context.Context) {
+					c.o.Metrics.setLeader(true)
+					c.logf("became leader (%s/%s as %s)", c.o.LeaseNamespace, c.o.LeaseName, c.o.Identity)
+					leadErr = c.lead(lctx)
+				},
+				OnStoppedLeading: func() {
+					c.o.Metrics.setLeader(false)
+					c.logf("not leading")
+				},
+				OnNewLeader: func(id string) {
+					if id != c.o.Identity {
+						c.logf("leader is %s", id)
+					}
+				},
+			},
+		})
+		if err != nil {
+			return fmt.Errorf("leader election: %w", err)
+		}
+		le.Run(ctx) // returns when leadership is lost or ctx is done
+		if leadErr != nil && ctx.Err() == nil {
+			return leadErr
+		}
+	}
+	return nil
+}
+
+// lead runs the control loop while this process is the leader.
+func (c *Controller) lead(ctx context.Context) error {
+	factoryStop := make(chan struct{})
+	defer close(factoryStop)
+	for _, t := range c.o.Watch {
+		if err := c.watch(ctx, t, factoryStop); err != nil {
+			return err
+		}
+	}
+	var resync <-chan time.Time
+	if c.o.Resync > 0 {
+		tk := time.NewTicker(c.o.Resync)
+		defer tk.Stop()
+		resync = tk.C
+	}
+	pending := "start"
+	var debounce <-chan time.Time
+	var retry <-chan time.Time
+	failures := 0
+	for {
+		if pending != "" && debounce == nil && retry == nil {
+			reason := pending
+			pending = ""
+			res := c.runOnce(ctx, reason)
+			if ctx.Err() != nil {
+				return nil
+			}
+			if res.Exit != 0 {
+				failures++
+				d := c.backoff(failures)
+				c.logf("run failed (exit %d); retrying in %s", res.Exit, d.Round(time.Millisecond))
+				retry = time.After(d)
+				pending = "retry"
+			} else {
+				failures = 0
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case reason := <-c.trigger:
+			if pending == "" || pending == "retry" {
+				pending = reason
+			}
+			if debounce == nil {
+				debounce = time.After(c.o.Debounce)
+			}
+		case <-debounce:
+			debounce = nil
+		case <-retry:
+			retry = nil
+		case <-resync:
+			if pending == "" {
+				pending = "resync"
+			}
+		}
+	}
+}
+
+func (c *Controller) backoff(failures int) time.Duration {
+	d := c.o.BackoffMin
+	for i := 1; i < failures && d < c.o.BackoffMax; i++ {
+		d *= 2
+	}
+	if d > c.o.BackoffMax {
+		d = c.o.BackoffMax
+	}
+	// ±10% jitter so several controllers do not retry in step.
+	return time.Duration(float64(d) * (0.9 + 0.2*rand.Float64()))
+}
+
+// runOnce runs the playbook; when ctx ends mid-run, the run gets the grace
+// period to finish before it is cancelled.
+func (c *Controller) runOnce(ctx context.Context, reason string) RunResult {
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	done := make(chan struct{})
+	var once sync.Once
+	go func() {
+		select {
+		case <-ctx.Done():
+			c.logf("stopping: the current run has %s to finish", c.o.Grace)
+			select {
+			case <-time.After(c.o.Grace):
+				once.Do(func() { c.logf("grace period over: cancelling the run") })
+				cancel()
+			case <-done:
+			}
+		case <-done:
+		}
+	}()
+	c.logf("run (%s)", reason)
+	start := c.o.Now()
+	res := c.o.Run(runCtx)
+	close(done)
+	c.o.Metrics.observe(res, c.o.Now().Sub(start), c.o.Now())
+	c.logf("run done: exit %d in %s", res.Exit, c.o.Now().Sub(start).Round(time.Millisecond))
+	return res
+}
+
+// Trigger asks for a run (as a ConfigMap change does).
+func (c *Controller) Trigger(reason string) {
+	select {
+	case c.trigger <- reason:
+	default: // a trigger is already pending
+	}
+}
+
+func (c *Controller) watch(ctx context.Context, t Target, stop chan struct{}) error {
+	f := informers.NewSharedInformerFactoryWithOptions(c.o.Client, 0,
+		informers.WithNamespace(t.Namespace),
+		informers.WithTweakListOptions(func(lo *metav1ListOptions) {
+			lo.FieldSelector = fields.OneTermEqualSelector("metadata.name", t.Name).String()
+		}))
+	inf := f.Core().V1().ConfigMaps().Informer()
+	synced := false
+	var mu sync.Mutex
+	changed := func(why string) func(obj any) {
+		return func(obj any) {
+			mu.Lock()
+			s := synced
+			mu.Unlock()
+			if s {
+				c.Trigger(fmt.Sprintf("%s %s", t, why))
+			}
+		}
+	}
+	inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: changed("created"),
+		UpdateFunc: func(old, new any) {
+			o, ok1 := old.(*corev1.ConfigMap)
+			n, ok2 := new.(*corev1.ConfigMap)
+			if ok1 && ok2 && o.ResourceVersion == n.ResourceVersion {
+				return // a relist, not a change
+			}
+			changed("changed")(new)
+		},
+		DeleteFunc: changed("deleted"),
+	})
+	f.Start(stop)
+	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("watch %s: cache did not sync", t)
+	}
+	mu.Lock()
+	synced = true
+	mu.Unlock()
+	return nil
+}

@@ -1,0 +1,103 @@
+package controller
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sort"
+	"sync"
+	"time"
+)
+
+// Metrics are the controller's Prometheus metrics, in the text format.
+type Metrics struct {
+	mu          sync.Mutex
+	runs        int
+	failures    int
+	lastSeconds float64
+	sumSeconds  float64
+	lastSuccess time.Time
+	leader      bool
+	nodes       map[string]bool
+}
+
+// NewMetrics returns empty metrics.
+func NewMetrics() *Metrics { return &Metrics{nodes: map[string]bool{}} }
+
+func (m *Metrics) setLeader(b bool) {
+	m.mu.Lock()
+	m.leader = b
+	m.mu.Unlock()
+}
+
+func (m *Metrics) observe(res RunResult, d time.Duration, now time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.runs++
+	m.lastSeconds = d.Seconds()
+	m.sumSeconds += d.Seconds()
+	if res.Exit != 0 {
+		m.failures++
+	} else {
+		m.lastSuccess = now
+	}
+	for n, ok := range res.Targets {
+		m.nodes[n] = ok
+	}
+}
+
+// Runs returns how many runs finished.
+func (m *Metrics) Runs() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.runs
+}
+
+// Write writes the metrics in the Prometheus text exposition format.
+func (m *Metrics) Write(w io.Writer) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	b2i := func(b bool) int {
+		if b {
+			return 1
+		}
+		return 0
+	}
+	fmt.Fprintf(w, "# HELP mno_watch_runs_total Playbook runs finished.\n# TYPE mno_watch_runs_total counter\nmno_watch_runs_total %d\n", m.runs)
+	fmt.Fprintf(w, "# HELP mno_watch_run_failures_total Runs that exited non-zero.\n# TYPE mno_watch_run_failures_total counter\nmno_watch_run_failures_total %d\n", m.failures)
+	fmt.Fprintf(w, "# HELP mno_watch_run_duration_seconds Duration of runs.\n# TYPE mno_watch_run_duration_seconds summary\nmno_watch_run_duration_seconds_sum %g\nmno_watch_run_duration_seconds_count %d\n", m.sumSeconds, m.runs)
+	fmt.Fprintf(w, "# HELP mno_watch_last_run_duration_seconds Duration of the last run.\n# TYPE mno_watch_last_run_duration_seconds gauge\nmno_watch_last_run_duration_seconds %g\n", m.lastSeconds)
+	last := 0.0
+	if !m.lastSuccess.IsZero() {
+		last = float64(m.lastSuccess.UnixNano()) / 1e9
+	}
+	fmt.Fprintf(w, "# HELP mno_watch_last_success_timestamp_seconds When the last run succeeded.\n# TYPE mno_watch_last_success_timestamp_seconds gauge\nmno_watch_last_success_timestamp_seconds %g\n", last)
+	fmt.Fprintf(w, "# HELP mno_watch_leader Whether this process holds the leader lease.\n# TYPE mno_watch_leader gauge\nmno_watch_leader %d\n", b2i(m.leader))
+	fmt.Fprintf(w, "# HELP mno_node_sync_ok Whether the node synced in the last run that touched it.\n# TYPE mno_node_sync_ok gauge\n")
+	names := make([]string, 0, len(m.nodes))
+	for n := range m.nodes {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "mno_node_sync_ok{node=%q} %d\n", n, b2i(m.nodes[n]))
+	}
+}
+
+// Serve serves /healthz and /metrics on addr until the listener fails; it
+// returns the listener so callers can close it.
+func Serve(addr string, m *Metrics) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+	mux.HandleFunc("/metrics", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		m.Write(w)
+	})
+	go http.Serve(ln, mux)
+	return ln, nil
+}
