@@ -52,10 +52,13 @@ type Options struct {
 	// disables election (a single controller).
 	LeaseName, LeaseNamespace, Identity       string
 	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
-	Log                                       io.Writer
-	Metrics                                   *Metrics
-	Run                                       RunFunc
-	Now                                       func() time.Time
+	// Ignore lists JSON fields whose changes alone do not trigger a run
+	// (default StatusFields: what the sync itself writes).
+	Ignore  []string
+	Log     io.Writer
+	Metrics *Metrics
+	Run     RunFunc
+	Now     func() time.Time
 }
 
 // Controller is a watching controller for one playbook.
@@ -101,6 +104,9 @@ func New(o Options) (*Controller, error) {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.Ignore == nil {
+		o.Ignore = StatusFields
 	}
 	return &Controller{o: o, trigger: make(chan string, 1)}, nil
 }
@@ -174,11 +180,18 @@ func (c *Controller) lead(ctx context.Context) error {
 		resync = tk.C
 	}
 	pending := "start"
-	var debounce <-chan time.Time
+	// Debounce: a run waits until no change came for Debounce (a burst of
+	// changes gives one run), but never longer than maxWait after the first
+	// change, so constant churn cannot starve the sync.
+	maxWait := 10 * c.o.Debounce
+	debounce := time.NewTimer(time.Hour)
+	debounce.Stop()
+	debouncing := false
+	var firstChange time.Time
 	var retry <-chan time.Time
 	failures := 0
 	for {
-		if pending != "" && debounce == nil && retry == nil {
+		if pending != "" && !debouncing && retry == nil {
 			reason := pending
 			pending = ""
 			res := c.runOnce(ctx, reason)
@@ -202,11 +215,17 @@ func (c *Controller) lead(ctx context.Context) error {
 			if pending == "" || pending == "retry" {
 				pending = reason
 			}
-			if debounce == nil {
-				debounce = time.After(c.o.Debounce)
+			now := c.o.Now()
+			if !debouncing {
+				debouncing, firstChange = true, now
 			}
-		case <-debounce:
-			debounce = nil
+			if wait := min(c.o.Debounce, firstChange.Add(maxWait).Sub(now)); wait > 0 {
+				debounce.Reset(wait)
+			} else {
+				debounce.Reset(0)
+			}
+		case <-debounce.C:
+			debouncing = false
 		case <-retry:
 			retry = nil
 		case <-resync:
@@ -273,29 +292,27 @@ func (c *Controller) watch(ctx context.Context, t Target, stop chan struct{}) er
 			lo.FieldSelector = fields.OneTermEqualSelector("metadata.name", t.Name).String()
 		}))
 	inf := f.Core().V1().ConfigMaps().Informer()
-	synced := false
 	var mu sync.Mutex
-	changed := func(why string) func(obj any) {
-		return func(obj any) {
-			mu.Lock()
-			s := synced
-			mu.Unlock()
-			if s {
-				c.Trigger(fmt.Sprintf("%s %s", t, why))
-			}
+	synced := false
+	last := "" // fingerprint of the last version seen
+	seen := func(obj any, why string) {
+		fp := "deleted"
+		if cm, ok := obj.(*corev1.ConfigMap); ok {
+			fp = Fingerprint(cm, c.o.Ignore)
+		}
+		mu.Lock()
+		changed := fp != last
+		last = fp
+		trigger := synced && changed
+		mu.Unlock()
+		if trigger {
+			c.Trigger(fmt.Sprintf("%s %s", t, why))
 		}
 	}
 	inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: changed("created"),
-		UpdateFunc: func(old, new any) {
-			o, ok1 := old.(*corev1.ConfigMap)
-			n, ok2 := new.(*corev1.ConfigMap)
-			if ok1 && ok2 && o.ResourceVersion == n.ResourceVersion {
-				return // a relist, not a change
-			}
-			changed("changed")(new)
-		},
-		DeleteFunc: changed("deleted"),
+		AddFunc:    func(obj any) { seen(obj, "created") },
+		UpdateFunc: func(_, obj any) { seen(obj, "changed") },
+		DeleteFunc: func(obj any) { seen(nil, "deleted") },
 	})
 	f.Start(stop)
 	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {

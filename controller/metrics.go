@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -66,13 +67,13 @@ func (m *Metrics) Write(w io.Writer) {
 	}
 	fmt.Fprintf(w, "# HELP mno_watch_runs_total Playbook runs finished.\n# TYPE mno_watch_runs_total counter\nmno_watch_runs_total %d\n", m.runs)
 	fmt.Fprintf(w, "# HELP mno_watch_run_failures_total Runs that exited non-zero.\n# TYPE mno_watch_run_failures_total counter\nmno_watch_run_failures_total %d\n", m.failures)
-	fmt.Fprintf(w, "# HELP mno_watch_run_duration_seconds Duration of runs.\n# TYPE mno_watch_run_duration_seconds summary\nmno_watch_run_duration_seconds_sum %g\nmno_watch_run_duration_seconds_count %d\n", m.sumSeconds, m.runs)
-	fmt.Fprintf(w, "# HELP mno_watch_last_run_duration_seconds Duration of the last run.\n# TYPE mno_watch_last_run_duration_seconds gauge\nmno_watch_last_run_duration_seconds %g\n", m.lastSeconds)
+	fmt.Fprintf(w, "# HELP mno_watch_run_duration_seconds Duration of runs.\n# TYPE mno_watch_run_duration_seconds summary\nmno_watch_run_duration_seconds_sum %s\nmno_watch_run_duration_seconds_count %d\n", num(m.sumSeconds), m.runs)
+	fmt.Fprintf(w, "# HELP mno_watch_last_run_duration_seconds Duration of the last run.\n# TYPE mno_watch_last_run_duration_seconds gauge\nmno_watch_last_run_duration_seconds %s\n", num(m.lastSeconds))
 	last := 0.0
 	if !m.lastSuccess.IsZero() {
 		last = float64(m.lastSuccess.UnixNano()) / 1e9
 	}
-	fmt.Fprintf(w, "# HELP mno_watch_last_success_timestamp_seconds When the last run succeeded.\n# TYPE mno_watch_last_success_timestamp_seconds gauge\nmno_watch_last_success_timestamp_seconds %g\n", last)
+	fmt.Fprintf(w, "# HELP mno_watch_last_success_timestamp_seconds When the last run succeeded.\n# TYPE mno_watch_last_success_timestamp_seconds gauge\nmno_watch_last_success_timestamp_seconds %s\n", num(last))
 	fmt.Fprintf(w, "# HELP mno_watch_leader Whether this process holds the leader lease.\n# TYPE mno_watch_leader gauge\nmno_watch_leader %d\n", b2i(m.leader))
 	fmt.Fprintf(w, "# HELP mno_node_sync_ok Whether the node synced in the last run that touched it.\n# TYPE mno_node_sync_ok gauge\n")
 	names := make([]string, 0, len(m.nodes))
@@ -84,6 +85,9 @@ func (m *Metrics) Write(w io.Writer) {
 		fmt.Fprintf(w, "mno_node_sync_ok{node=%q} %d\n", n, b2i(m.nodes[n]))
 	}
 }
+
+// num formats a sample value without exponent, so timestamps keep their precision.
+func num(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
 
 // Serve serves /healthz and /metrics on addr until the listener fails; it
 // returns the listener so callers can close it.

@@ -36,6 +36,7 @@ func NewApp(in io.Reader, out, errOut io.Writer) *cli.App {
 			initCommand(),
 			bootstrapCommand(),
 			watchCommand(),
+			installCommand(),
 			checkCommand(),
 			docCommand(),
 			versionCommand(),
@@ -98,18 +99,29 @@ func versionCommand() *cli.Command {
 
 // interspersed moves flags given after a command's positional arguments in
 // front of them (`mno run sync --dry-run`), since urfave/cli stops parsing
-// flags at the first argument. Tokens after "--" are left alone.
+// flags at the first argument. It descends into subcommands (`mno install
+// systemd --dir …`); tokens after "--" are left alone.
 func interspersed(app *cli.App, args []string) []string {
 	if len(args) < 2 {
 		return args
 	}
+	return reorder(app.Commands, args, 1)
+}
+
+func reorder(cmds []*cli.Command, args []string, at int) []string {
 	var cmd *cli.Command
-	for _, c := range app.Commands {
-		if c.Name == args[1] || containsStr(c.Aliases, args[1]) {
+	for _, c := range cmds {
+		if c.Name == args[at] || containsStr(c.Aliases, args[at]) {
 			cmd = c
 		}
 	}
 	if cmd == nil || cmd.SkipFlagParsing {
+		return args
+	}
+	if len(cmd.Subcommands) > 0 {
+		if at+1 < len(args) {
+			return reorder(cmd.Subcommands, args, at+1)
+		}
 		return args
 	}
 	takesValue := map[string]bool{}
@@ -120,7 +132,7 @@ func interspersed(app *cli.App, args []string) []string {
 		}
 	}
 	var flags, positional []string
-	rest := args[2:]
+	rest := args[at+1:]
 	for i := 0; i < len(rest); i++ {
 		a := rest[i]
 		if a == "--" {
@@ -138,7 +150,7 @@ func interspersed(app *cli.App, args []string) []string {
 		}
 		positional = append(positional, a)
 	}
-	out := append([]string{args[0], args[1]}, flags...)
+	out := append(append([]string{}, args[:at+1]...), flags...)
 	return append(out, positional...)
 }
 

@@ -1,0 +1,99 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/mno-sh/mno/deploy/systemd"
+)
+
+func installCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "install",
+		Usage: "install mno's systemd units (scheduled sync and the watching controller)",
+		Subcommands: []*cli.Command{{
+			Name:  "systemd",
+			Usage: "write mno-sync.service, mno-sync.timer and mno-watch.service",
+			Description: "Writes the units with ExecStart pointing at this mno binary and MNO_HOME at yours, then\n" +
+				"prints the systemctl commands to enable one of them: the timer (a sync every 15 minutes)\n" +
+				"or the watcher (a sync on every change, plus hourly). Files that are already right are left\n" +
+				"untouched.",
+			Flags: []cli.Flag{
+				&cli.StringFlag{Name: "dir", Value: "/etc/systemd/system", Usage: "unit `DIR`"},
+				&cli.StringFlag{Name: "bin", Usage: "mno binary `PATH` for ExecStart (default: this binary)"},
+			},
+			Action: func(c *cli.Context) error {
+				bin := c.String("bin")
+				if bin == "" {
+					exe, err := os.Executable()
+					if err != nil {
+						return cli.Exit("install: "+err.Error(), 1)
+					}
+					bin = exe
+				}
+				abs, err := filepath.Abs(bin)
+				if err != nil || strings.ContainsAny(abs, " \t\n\"'\\%$") {
+					return cli.Exit(fmt.Sprintf("install: --bin %q must be an absolute path without spaces or quotes", bin), 1)
+				}
+				home := configFrom(c).Home
+				changed, err := installUnits(c.String("dir"), abs, home)
+				if err != nil {
+					return cli.Exit("install: "+err.Error(), 1)
+				}
+				for _, f := range changed {
+					fmt.Fprintf(c.App.ErrWriter, "wrote %s\n", f)
+				}
+				if len(changed) == 0 {
+					fmt.Fprintln(c.App.ErrWriter, "units are up to date")
+				}
+				fmt.Fprintf(c.App.Writer, "systemctl daemon-reload\n"+
+					"systemctl enable --now mno-watch.service   # sync on every change (or:)\n"+
+					"systemctl enable --now mno-sync.timer      # sync every 15 minutes\n")
+				return nil
+			},
+		}},
+	}
+}
+
+// installUnits writes the embedded units into dir with ExecStart using bin
+// and MNO_HOME set to home; it returns the files it changed.
+func installUnits(dir, bin, home string) ([]string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	names, err := fs.Glob(systemd.Units, "*")
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(names)
+	var changed []string
+	for _, n := range names {
+		data, err := fs.ReadFile(systemd.Units, n)
+		if err != nil {
+			return nil, err
+		}
+		text := strings.ReplaceAll(string(data), "/usr/local/bin/mno", bin)
+		text = strings.ReplaceAll(text, "/root/.mno", home)
+		p := filepath.Join(dir, n)
+		if old, err := os.ReadFile(p); err == nil && bytes.Equal(old, []byte(text)) {
+			continue
+		}
+		tmp := p + ".mno-tmp"
+		if err := os.WriteFile(tmp, []byte(text), 0o644); err != nil {
+			return nil, err
+		}
+		if err := os.Rename(tmp, p); err != nil {
+			os.Remove(tmp)
+			return nil, err
+		}
+		changed = append(changed, p)
+	}
+	return changed, nil
+}
