@@ -37,6 +37,7 @@ func NewApp(in io.Reader, out, errOut io.Writer) *cli.App {
 			bootstrapCommand(),
 			watchCommand(),
 			installCommand(),
+			exportCommand(),
 			checkCommand(),
 			docCommand(),
 			versionCommand(),
