@@ -14,6 +14,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/mno-sh/mno/engine/secret"
+	"github.com/mno-sh/mno/engine/starkit"
 )
 
 // Encode renders a Starlark value as block-style YAML, keeping dict order. It
@@ -101,19 +102,12 @@ func (e *encoder) node(v starlark.Value, depth int) (*yaml.Node, error) {
 		return s, nil
 	case starlark.HasAttrs:
 		m := &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
-		for _, name := range x.AttrNames() {
-			a, err := x.Attr(name)
-			if err != nil || a == nil {
-				continue
-			}
-			if _, isFn := a.(starlark.Callable); isFn {
-				continue
-			}
-			val, err := e.node(a, depth+1)
+		for _, f := range starkit.Fields(x) {
+			val, err := e.node(f.Value, depth+1)
 			if err != nil {
-				return nil, fmt.Errorf("in field .%s: %v", name, err)
+				return nil, fmt.Errorf("in field .%s: %v", f.Name, err)
 			}
-			m.Content = append(m.Content, stringNode(name), val)
+			m.Content = append(m.Content, stringNode(f.Name), val)
 		}
 		return m, nil
 	}

@@ -131,19 +131,12 @@ func (c *converter) toGo(v starlark.Value, depth int) (any, error) {
 		return out, nil
 	case starlark.HasAttrs:
 		m := map[string]any{}
-		for _, name := range x.AttrNames() {
-			a, err := x.Attr(name)
-			if err != nil || a == nil {
-				continue
-			}
-			if _, isFn := a.(starlark.Callable); isFn {
-				continue
-			}
-			val, err := c.toGo(a, depth+1)
+		for _, f := range starkit.Fields(x) {
+			val, err := c.toGo(f.Value, depth+1)
 			if err != nil {
-				return nil, fmt.Errorf(".%s: %v", name, err)
+				return nil, fmt.Errorf(".%s: %v", f.Name, err)
 			}
-			m[name] = val
+			m[f.Name] = val
 		}
 		return m, nil
 	}

@@ -228,3 +228,26 @@ func SecretDict(name string, v starlark.Value) (map[string]string, map[string]bo
 	}
 	return out, secrets, nil
 }
+
+// Field is one data field of a struct-like value.
+type Field struct {
+	Name  string
+	Value starlark.Value
+}
+
+// Fields returns the data fields of v (methods and unreadable attributes
+// skipped), in v's attribute order. Encoders use it to treat structs as maps.
+func Fields(v starlark.HasAttrs) []Field {
+	var out []Field
+	for _, name := range v.AttrNames() {
+		a, err := v.Attr(name)
+		if err != nil || a == nil {
+			continue
+		}
+		if _, isFn := a.(starlark.Callable); isFn {
+			continue
+		}
+		out = append(out, Field{name, a})
+	}
+	return out
+}
