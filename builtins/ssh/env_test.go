@@ -10,7 +10,6 @@ import (
 	"encoding/pem"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 
@@ -25,15 +24,6 @@ import (
 	"github.com/mno-sh/mno/lab/hosts"
 	"github.com/mno-sh/mno/lab/hosts/hoststest"
 )
-
-// TestMain keeps the main goroutine on the main OS thread: lab/hosts
-// unshares namespaces on locked threads, and one that lands on the main
-// thread is never given back, which makes the whole test process look
-// like it lives inside a host (hoststest's leftover check then fails).
-func TestMain(m *testing.M) {
-	runtime.LockOSThread()
-	os.Exit(m.Run())
-}
 
 // testEnv is a lab of real sshd hosts and a control plane home (identity,
 // known_hosts) whose key the hosts authorise.

@@ -15,8 +15,11 @@
 //     upper layer in its Dir, over the lab's template layer (accounts,
 //     sudoers, homes, shims), over this machine's directory. /root has only
 //     the template below it (this machine's root home stays out); /tmp, /run
-//     and /dev/shm are fresh tmpfs. Writes never reach the machine's files nor
-//     another host's. The lab's directory is itself a tmpfs when possible.
+//     and /dev/shm are fresh tmpfs. Every other mount the host sees is this
+//     machine's and read-only inside it (writing /x or /usr/bin/foo fails with
+//     EROFS), except the kernel's /proc, /sys and /dev, left as they are.
+//     Writes never reach the machine's files nor another host's. The lab's
+//     directory is itself a tmpfs when possible.
 //   - users: root, a login user (default "mno") with passwordless sudo, and
 //     "nosudo" whose sudo asks for a password, all with the caller's
 //     authorized keys; they exist only in the host's /etc.
@@ -29,8 +32,8 @@
 // flock(2) under /run/mno-lab, so concurrent test binaries never collide and
 // Start removes whatever a killed process left behind (see CleanStale).
 //
-// Requirements: Linux, root (CAP_SYS_ADMIN and CAP_NET_ADMIN), overlayfs, and
-// these Debian packages, which CI installs:
+// Requirements: Linux 5.12 or later (mount_setattr), root (CAP_SYS_ADMIN and
+// CAP_NET_ADMIN), overlayfs, and these Debian packages, which CI installs:
 //
 //	apt-get install -y openssh-server iproute2 sudo util-linux coreutils mawk
 //

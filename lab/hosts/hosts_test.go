@@ -5,10 +5,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -23,6 +25,9 @@ func TestHosts(t *testing.T) {
 	key, authorized := hoststest.NewKey(t)
 	bound := t.TempDir() // under /tmp, which the hosts cover with their own tmpfs
 	if err := os.WriteFile(filepath.Join(bound, "tool"), []byte("from the machine\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(bound, "tool.sh"), []byte("#!/bin/sh\necho bound tool ran as $(id -un)\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	lab := hoststest.Start(t, 3,
@@ -103,6 +108,49 @@ func TestHosts(t *testing.T) {
 		}
 		if _, err := os.Stat("/etc/traefik/dynamic/mno.yml"); !os.IsNotExist(err) {
 			t.Errorf("this machine got the host's file: %v", err)
+		}
+	})
+
+	t.Run("the machine is read-only inside", func(t *testing.T) {
+		c := hoststest.Dial(t, h2, "root", key)
+		for _, tc := range []struct {
+			path     string
+			writable bool
+		}{
+			{path: "/mno-escape-test"},
+			{path: "/usr/bin/mno-escape-test"},
+			{path: "/etc/mno-escape-test", writable: true},
+			{path: "/var/mno-escape-test", writable: true},
+			{path: "/home/mno-escape-test", writable: true},
+			{path: "/usr/local/mno-escape-test", writable: true},
+			{path: "/tmp/mno-escape-test", writable: true},
+		} {
+			if _, err := os.Lstat(tc.path); !os.IsNotExist(err) {
+				t.Fatalf("%s exists on this machine before the test (%v); remove it", tc.path, err)
+			}
+			_, stderr, code := hoststest.Run(t, c, "echo escape > "+tc.path)
+			if tc.writable {
+				if got, err := h2.ReadFile(tc.path); code != 0 || err != nil || string(got) != "escape\n" {
+					t.Errorf("writing %s inside: exit %d %q; reads back %q, %v", tc.path, code, stderr, got, err)
+				}
+			} else {
+				if code == 0 || !strings.Contains(stderr, "Read-only file system") {
+					t.Errorf("writing %s inside: exit %d %q; want EROFS", tc.path, code, stderr)
+				}
+				if err := h2.WriteFile(tc.path, []byte("escape\n"), 0o644); !errors.Is(err, syscall.EROFS) {
+					t.Errorf("WriteFile(%s) from the test side: %v; want EROFS", tc.path, err)
+				}
+			}
+			if _, err := os.Lstat(tc.path); !os.IsNotExist(err) {
+				os.Remove(tc.path)
+				t.Errorf("%s appeared on this machine (%v)", tc.path, err)
+			}
+		}
+		// The kernel's filesystems and bound binaries still work.
+		out, stderr, code := hoststest.Run(t, c, "echo 0 > /proc/self/oom_score_adj && echo x > /dev/null && "+
+			"test -r /sys/class/net/lo/flags && "+filepath.Join(bound, "tool.sh"))
+		if code != 0 || out != "bound tool ran as root\n" {
+			t.Errorf("/proc, /dev, /sys and a bound binary inside: %q, %q, exit %d", out, stderr, code)
 		}
 	})
 

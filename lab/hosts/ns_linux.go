@@ -36,6 +36,26 @@ type mountSpec struct{ target, lower, upper, work string }
 // quoting is involved. The thread lives until release is closed: sshd gets
 // SIGKILL (its parent-death signal) when the thread ends, and so also when this
 // process dies in any way.
+//
+// Only that thread ever holds the host's namespaces, which is what lets
+// callers (test binaries, `mno lab`) need no TestMain or init of their own:
+//   - the goroutine never unlocks it, and the runtime ends a thread whose
+//     locked goroutine exits instead of reusing it;
+//   - a new thread is cloned from the thread that asks for it and would
+//     inherit its namespaces, but the runtime has a locked thread's requests
+//     served by its template thread, which the process's first LockOSThread
+//     starts, before any thread can have changed;
+//   - the main thread (m0) is the exception: the runtime cannot end it and
+//     parks it for good instead, and /proc/PID/ns and /proc/PID/mountinfo
+//     show its namespaces as the whole process's, so the test binary would
+//     look like it runs inside the host (TestNamespacesStayOnHostThreads).
+//     Any goroutine may run on m0 when the main goroutine blocks, so the
+//     locked goroutine checks where it landed and, on m0, hands the host to
+//     a goroutine that cannot be on m0 while it holds it.
+//
+// A package init that locks the main goroutine to m0 would do the same for
+// every importer, at the cost of pinning their main goroutines; the hand-over
+// costs nothing when the goroutine is elsewhere.
 func startHost(spec nsSpec) (cmd *exec.Cmd, release chan<- struct{}, err error) {
 	done := make(chan error)
 	rel := make(chan struct{})
@@ -55,10 +75,8 @@ func startHost(spec nsSpec) (cmd *exec.Cmd, release chan<- struct{}, err error) 
 			host()
 			return
 		}
-		// This is the main thread, which the runtime never ends (it would
-		// carry the host's namespaces for good, and /proc/self/ns shows its
-		// namespaces as the process's). Keep it until another thread has
-		// taken the host; while it is locked here, that one cannot be it.
+		// This is the main thread (see above). Keep it until another thread
+		// has taken the host; while it is locked here, that one cannot be it.
 		taken := make(chan struct{})
 		go func() {
 			runtime.LockOSThread()
@@ -167,6 +185,20 @@ func enterAndStart(spec nsSpec) (*exec.Cmd, error) {
 		if err := os.Chmod(d.path, d.mode); err != nil {
 			return fail("chmod", err)
 		}
+	}
+	// Everything else the host sees is this machine's and becomes read-only
+	// in it, except the kernel's /proc, /sys and /dev, which stay as the
+	// machine has them (sshd writes /proc/self/oom_score_adj and chowns
+	// /dev/pts/N; /dev/null is written everywhere).
+	writable := []string{"/proc", "/sys", "/dev"}
+	for _, m := range spec.overlays {
+		writable = append(writable, m.target)
+	}
+	for _, f := range fresh {
+		writable = append(writable, f.path)
+	}
+	if err := protectMachine(writable); err != nil {
+		return fail("make this machine's mounts read-only", err)
 	}
 
 	cmd := exec.Command(spec.sshd, "-D", "-e", "-f", "/etc/ssh/sshd_config")

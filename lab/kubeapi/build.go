@@ -8,7 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
+
+	"github.com/mno-sh/mno/lab/internal/toolcache"
 )
 
 // Build compiles whichever of kube-apiserver and etcd are missing from cacheDir, writing
@@ -17,27 +18,22 @@ import (
 // appears atomically, so a reader never sees half a file.
 func Build(ctx context.Context, cacheDir string, progress io.Writer) (Binaries, error) {
 	want := BinariesIn(cacheDir)
-	if want.check() == nil {
-		return want, nil
-	}
-	if progress == nil {
-		progress = io.Discard
-	}
-	progress = &syncWriter{w: progress}
 	src := filepath.Join(cacheDir, "src", "kubernetes-"+KubernetesVersion)
-	if err := os.MkdirAll(src, 0o755); err != nil {
-		return want, err
-	}
-	unlock, err := lock(ctx, src+".lock", progress)
+	err := toolcache.Fill(ctx, src+".lock", progress, func() bool { return want.check() == nil },
+		func(progress io.Writer) error { return buildMissing(ctx, src, want, progress) })
 	if err != nil {
 		return want, err
 	}
-	defer unlock()
-	if want.check() == nil { // built by whoever held the lock before us
-		return want, nil
+	return want, want.check()
+}
+
+// buildMissing builds the binaries of want that are missing, in a build module in src.
+func buildMissing(ctx context.Context, src string, want Binaries, progress io.Writer) error {
+	if err := os.MkdirAll(src, 0o755); err != nil {
+		return err
 	}
 	if err := writeBuildModule(ctx, src, progress); err != nil {
-		return want, err
+		return err
 	}
 	major, minor := majorMinor(KubernetesVersion)
 	ldflags := strings.Join([]string{
@@ -46,19 +42,16 @@ func Build(ctx context.Context, cacheDir string, progress io.Writer) (Binaries, 
 		"-X k8s.io/component-base/version.gitMinor=" + minor,
 		"-X k8s.io/component-base/version.gitTreeState=clean",
 	}, " ")
-	if executable(want.Etcd) != nil {
-		if err := goBuild(ctx, src, want.Etcd, progress, "go.etcd.io/etcd/server/v3"); err != nil {
-			return want, err
+	if toolcache.Executable(want.Etcd) != nil {
+		if err := toolcache.GoBuild(ctx, src, want.Etcd, progress, "go.etcd.io/etcd/server/v3"); err != nil {
+			return err
 		}
 	}
-	if executable(want.APIServer) != nil {
-		err := goBuild(ctx, src, want.APIServer, progress,
+	if toolcache.Executable(want.APIServer) != nil {
+		return toolcache.GoBuild(ctx, src, want.APIServer, progress,
 			"-ldflags", ldflags, "k8s.io/kubernetes/cmd/kube-apiserver")
-		if err != nil {
-			return want, err
-		}
 	}
-	return want, want.check()
+	return nil
 }
 
 // writeBuildModule writes a throwaway module in dir that requires Kubernetes and the etcd
@@ -68,7 +61,7 @@ func Build(ctx context.Context, cacheDir string, progress io.Writer) (Binaries, 
 // own go.mod so that a version bump cannot leave a module out.
 func writeBuildModule(ctx context.Context, dir string, progress io.Writer) error {
 	var info struct{ GoMod, Error string }
-	out, err := goOutput(ctx, dir, "mod", "download", "-json", "k8s.io/kubernetes@"+KubernetesVersion)
+	out, err := toolcache.GoOutput(ctx, dir, "mod", "download", "-json", "k8s.io/kubernetes@"+KubernetesVersion)
 	if jerr := json.Unmarshal(out, &info); jerr != nil || info.Error != "" || err != nil {
 		return fmt.Errorf("kubeapi: go mod download k8s.io/kubernetes@%s: %v %s", KubernetesVersion, err, info.Error)
 	}
@@ -108,49 +101,4 @@ func majorMinor(v string) (string, string) {
 		return "", ""
 	}
 	return f[0], f[1]
-}
-
-// goBuild runs `go build -trimpath -o out args...` in dir with cgo off, building to a
-// temporary name and renaming it into place.
-func goBuild(ctx context.Context, dir, out string, progress io.Writer, args ...string) error {
-	name := filepath.Base(out)
-	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-		return err
-	}
-	tmp := fmt.Sprintf("%s.tmp-%d", out, os.Getpid())
-	defer os.Remove(tmp)
-	fmt.Fprintf(progress, "building %s (a cold build takes several minutes)\n", name)
-	start := time.Now()
-	stop := ticker(progress, name, start)
-	err := goRun(ctx, dir, progress, append([]string{"build", "-trimpath", "-o", tmp}, args...)...)
-	stop()
-	if ctx.Err() != nil {
-		err = ctx.Err() // "signal: killed" would hide that we were interrupted
-	}
-	if err != nil {
-		return fmt.Errorf("building %s: %w", name, err)
-	}
-	if err := os.Rename(tmp, out); err != nil {
-		return err
-	}
-	fmt.Fprintf(progress, "built %s in %s\n", out, time.Since(start).Round(time.Second))
-	return nil
-}
-
-// ticker prints a line every 30s so that a long build does not look hung.
-func ticker(w io.Writer, name string, start time.Time) (stop func()) {
-	done := make(chan struct{})
-	go func() {
-		t := time.NewTicker(30 * time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				fmt.Fprintf(w, "still building %s (%s)\n", name, time.Since(start).Round(time.Second))
-			}
-		}
-	}()
-	return func() { close(done) }
 }

@@ -1,11 +1,9 @@
 package kubeapi
 
 import (
-	"errors"
-	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
+
+	"github.com/mno-sh/mno/lab/internal/toolcache"
 )
 
 // Versions of the binaries [Build] produces. EtcdVersion must equal the go.etcd.io/etcd/server/v3
@@ -16,22 +14,13 @@ const (
 )
 
 // ErrNotBuilt reports that a binary is missing from the cache; tests turn it into a skip or,
-// on CI, into a failure that says to run `make tools`.
-var ErrNotBuilt = errors.New("not built (run `make tools` or `go run ./lab/cmd/buildtools`)")
+// on CI, into a failure that says to run `make tools`. It is traefik.ErrNotBuilt too.
+var ErrNotBuilt = toolcache.ErrNotBuilt
 
 // CacheDir returns where built helper binaries live: $MNO_CACHE, else the user's cache
 // directory plus "mno" (~/.cache/mno on Linux). Binaries are kept outside the repository
 // because a cold build takes many minutes.
-func CacheDir() (string, error) {
-	if d := os.Getenv("MNO_CACHE"); d != "" {
-		return filepath.Abs(d)
-	}
-	d, err := os.UserCacheDir()
-	if err != nil {
-		return "", fmt.Errorf("kubeapi: no cache directory (set MNO_CACHE): %w", err)
-	}
-	return filepath.Join(d, "mno"), nil
-}
+func CacheDir() (string, error) { return toolcache.Dir() }
 
 // Binaries are the paths of the two programs a [Server] runs.
 type Binaries struct {
@@ -61,23 +50,9 @@ func FindBinaries() (Binaries, error) {
 
 func (b Binaries) check() error {
 	for _, p := range []string{b.Etcd, b.APIServer} {
-		if err := executable(p); err != nil {
+		if err := toolcache.Executable(p); err != nil {
 			return err
 		}
-	}
-	return nil
-}
-
-func executable(path string) error {
-	fi, err := os.Stat(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("%s: %w", path, ErrNotBuilt)
-	}
-	if err != nil {
-		return err
-	}
-	if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
-		return fmt.Errorf("%s: not an executable file", path)
 	}
 	return nil
 }

@@ -8,7 +8,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"time"
+
+	"github.com/mno-sh/mno/lab/internal/toolcache"
 )
 
 // Build compiles Traefik into cacheDir unless it is already there, writing progress lines to
@@ -17,40 +18,27 @@ import (
 // the binary appears atomically.
 func Build(ctx context.Context, cacheDir string, progress io.Writer) (string, error) {
 	out := BinaryIn(cacheDir)
-	if executable(out) == nil {
-		return out, nil
-	}
-	if progress == nil {
-		progress = io.Discard
-	}
-	progress = &syncWriter{w: progress}
-	srcRoot := filepath.Join(cacheDir, "src")
-	if err := os.MkdirAll(srcRoot, 0o755); err != nil {
-		return out, err
-	}
-	src := filepath.Join(srcRoot, "traefik-"+Version)
-	unlock, err := lock(ctx, src+".lock", progress)
-	if err != nil {
-		return out, err
-	}
-	defer unlock()
-	if executable(out) == nil { // built by whoever held the lock before us
-		return out, nil
-	}
+	src := filepath.Join(cacheDir, "src", "traefik-"+Version)
+	return out, toolcache.Fill(ctx, src+".lock", progress, func() bool { return toolcache.Executable(out) == nil },
+		func(progress io.Writer) error { return build(ctx, src, out, progress) })
+}
+
+// build copies Traefik's module to src, next to which the lock is, and builds out from it.
+func build(ctx context.Context, src, out string, progress io.Writer) error {
 	mod := "github.com/traefik/traefik/v3@" + Version
 	var info struct{ Dir, Error string }
-	data, err := goOutput(ctx, srcRoot, "mod", "download", "-json", mod)
+	data, err := toolcache.GoOutput(ctx, filepath.Dir(src), "mod", "download", "-json", mod)
 	if jerr := json.Unmarshal(data, &info); jerr != nil || info.Error != "" || err != nil {
-		return out, fmt.Errorf("traefik: go mod download %s: %v %s", mod, err, info.Error)
+		return fmt.Errorf("traefik: go mod download %s: %v %s", mod, err, info.Error)
 	}
 	fmt.Fprintf(progress, "traefik: copying %s to %s\n", info.Dir, src)
 	if err := os.RemoveAll(src); err != nil {
-		return out, err
+		return err
 	}
 	if err := copyTree(info.Dir, src); err != nil {
-		return out, err
+		return err
 	}
-	return out, goBuild(ctx, src, out, progress, "./cmd/traefik")
+	return toolcache.GoBuild(ctx, src, out, progress, "./cmd/traefik")
 }
 
 // copyTree copies the module directory, making it writable (the module cache is read-only and
@@ -91,52 +79,4 @@ func copyFile(from, to string) error {
 		return err
 	}
 	return out.Close()
-}
-
-// goBuild, ticker and the helpers in gocmd.go and proc_*.go mirror lab/kubeapi's; they belong
-// in a shared lab/internal package once the two builds are moved there.
-
-// goBuild runs `go build -trimpath -o out args...` in dir with cgo off, building to a
-// temporary name and renaming it into place.
-func goBuild(ctx context.Context, dir, out string, progress io.Writer, args ...string) error {
-	name := filepath.Base(out)
-	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-		return err
-	}
-	tmp := fmt.Sprintf("%s.tmp-%d", out, os.Getpid())
-	defer os.Remove(tmp)
-	fmt.Fprintf(progress, "building %s (a cold build takes several minutes)\n", name)
-	start := time.Now()
-	stop := ticker(progress, name, start)
-	err := goRun(ctx, dir, progress, append([]string{"build", "-trimpath", "-o", tmp}, args...)...)
-	stop()
-	if ctx.Err() != nil {
-		err = ctx.Err() // "signal: killed" would hide that we were interrupted
-	}
-	if err != nil {
-		return fmt.Errorf("building %s: %w", name, err)
-	}
-	if err := os.Rename(tmp, out); err != nil {
-		return err
-	}
-	fmt.Fprintf(progress, "built %s in %s\n", out, time.Since(start).Round(time.Second))
-	return nil
-}
-
-// ticker prints a line every 30s so that a long build does not look hung.
-func ticker(w io.Writer, name string, start time.Time) (stop func()) {
-	done := make(chan struct{})
-	go func() {
-		t := time.NewTicker(30 * time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				fmt.Fprintf(w, "still building %s (%s)\n", name, time.Since(start).Round(time.Second))
-			}
-		}
-	}()
-	return func() { close(done) }
 }

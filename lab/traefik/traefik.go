@@ -12,32 +12,21 @@
 package traefik
 
 import (
-	"errors"
-	"fmt"
-	"io/fs"
-	"os"
 	"path/filepath"
+
+	"github.com/mno-sh/mno/lab/internal/toolcache"
 )
 
 // Version is the Traefik release [Build] compiles. v3.7.x does not build from the module proxy.
 const Version = "v3.6.12"
 
 // ErrNotBuilt reports that the binary is missing from the cache; tests turn it into a skip or,
-// on CI, into a failure that says to run `make tools`.
-var ErrNotBuilt = errors.New("not built (run `make tools` or `go run ./lab/cmd/buildtools`)")
+// on CI, into a failure that says to run `make tools`. It is kubeapi.ErrNotBuilt too.
+var ErrNotBuilt = toolcache.ErrNotBuilt
 
 // CacheDir returns where built helper binaries live: $MNO_CACHE, else the user's cache
 // directory plus "mno" (~/.cache/mno on Linux). It agrees with kubeapi.CacheDir.
-func CacheDir() (string, error) {
-	if d := os.Getenv("MNO_CACHE"); d != "" {
-		return filepath.Abs(d)
-	}
-	d, err := os.UserCacheDir()
-	if err != nil {
-		return "", fmt.Errorf("traefik: no cache directory (set MNO_CACHE): %w", err)
-	}
-	return filepath.Join(d, "mno"), nil
-}
+func CacheDir() (string, error) { return toolcache.Dir() }
 
 // BinaryIn returns the path of the versioned binary under cacheDir, whether or not it exists.
 func BinaryIn(cacheDir string) string {
@@ -51,19 +40,5 @@ func Binary() (string, error) {
 		return "", err
 	}
 	path := BinaryIn(dir)
-	return path, executable(path)
-}
-
-func executable(path string) error {
-	fi, err := os.Stat(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("%s: %w", path, ErrNotBuilt)
-	}
-	if err != nil {
-		return err
-	}
-	if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
-		return fmt.Errorf("%s: not an executable file", path)
-	}
-	return nil
+	return path, toolcache.Executable(path)
 }

@@ -1,6 +1,6 @@
 //go:build unix
 
-package kubeapi
+package toolcache
 
 import (
 	"bytes"
@@ -13,21 +13,21 @@ import (
 
 func TestLockExcludesUntilUnlocked(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "x.lock")
-	unlock, err := lock(context.Background(), path, nil)
+	unlock, err := Lock(context.Background(), path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var progress bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
-	if _, err := lock(ctx, path, &progress); !errors.Is(err, context.DeadlineExceeded) {
+	if _, err := Lock(ctx, path, &progress); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("second lock while held: %v, want DeadlineExceeded", err)
 	}
 	if !bytes.Contains(progress.Bytes(), []byte("waiting for another build")) {
 		t.Errorf("progress %q does not say it is waiting", progress.String())
 	}
 	unlock()
-	unlock2, err := lock(context.Background(), path, nil)
+	unlock2, err := Lock(context.Background(), path, nil)
 	if err != nil {
 		t.Fatalf("lock after unlock: %v", err)
 	}
