@@ -18,7 +18,6 @@ import (
 
 	"github.com/mno-sh/mno/engine/journal"
 	"github.com/mno-sh/mno/engine/runctx"
-	"github.com/mno-sh/mno/engine/secret"
 	"github.com/mno-sh/mno/engine/starkit"
 )
 
@@ -41,50 +40,21 @@ func Module() starkit.Module {
 }
 
 func run(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	var (
-		cmd          starkit.Command
-		stdinV       starlark.Value = starlark.None
-		envV         starlark.Value = starlark.None
-		dir          string
-		timeout      = starkit.Duration{D: 5 * time.Minute}
-		check        = true
-		readOnly     bool
-		creates      string
-		unless       starlark.Value = starlark.None
-		secretOutput bool
-	)
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "cmd", &cmd, "stdin?", &stdinV, "env?", &envV,
-		"dir?", &dir, "timeout?", &timeout, "check?", &check, "read_only?", &readOnly,
-		"creates?", &creates, "unless?", &unless, "secret_output?", &secretOutput); err != nil {
+	var dir string
+	a, err := starkit.UnpackRunArgs(b, args, kwargs, "dir?", &dir)
+	if err != nil {
 		return nil, err
 	}
-	env, secretEnv, err := starkit.SecretDict("env", envV)
-	if err != nil {
-		return nil, starkit.Errorf(b.Name(), "%v", err)
-	}
-	var stdin string
-	var stdinSecret bool
-	if stdinV != starlark.None {
-		if stdin, stdinSecret, err = secret.Text(stdinV); err != nil {
-			return nil, starkit.Errorf(b.Name(), "stdin: %v", err)
-		}
-	}
-	var unlessCmd *starkit.Command
-	if unless != starlark.None {
-		unlessCmd = new(starkit.Command)
-		if err := unlessCmd.Unpack(unless); err != nil {
-			return nil, starkit.Errorf(b.Name(), "unless: %v", err)
-		}
-	}
+	cmd, stdin, env, timeout, check, readOnly, creates, unlessCmd := a.Cmd, a.Stdin, a.Env, a.Timeout, a.Check, a.ReadOnly, a.Creates, a.Unless
 
 	r := runctx.From(thread)
-	desc := starkit.DescribeCommand(cmd, env, secretEnv, len(stdin), stdinSecret)
+	desc := a.Describe()
 	var res starkit.ExecResult
-	res.SecretOutput = secretOutput
+	res.SecretOutput = a.SecretOutput
 	op := journal.Op{
 		Target: Target, Kind: "run", Desc: desc, Pos: starkit.CallerPos(thread), Write: !readOnly,
 		Apply: func(ctx context.Context) (journal.Change, error) {
-			out, errOut, code, err := execute(ctx, cmd, stdin, env, dir, timeout.D)
+			out, errOut, code, err := execute(ctx, cmd, stdin, env, dir, timeout)
 			res.Stdout, res.Stderr, res.Code = out, errOut, code
 			if err != nil {
 				return journal.Change{}, err
@@ -103,7 +73,7 @@ func run(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwar
 				}
 			}
 			if unlessCmd != nil {
-				_, _, code, err := execute(ctx, *unlessCmd, "", env, dir, timeout.D)
+				_, _, code, err := execute(ctx, *unlessCmd, "", env, dir, timeout)
 				if err != nil {
 					return journal.Change{}, fmt.Errorf("unless: %v", err)
 				}

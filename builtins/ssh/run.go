@@ -3,53 +3,23 @@ package ssh
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"go.starlark.net/starlark"
 
 	"github.com/mno-sh/mno/engine/journal"
 	"github.com/mno-sh/mno/engine/runctx"
-	"github.com/mno-sh/mno/engine/secret"
 	"github.com/mno-sh/mno/engine/starkit"
 )
 
 func hostRun(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	h := receiver(b)
-	var (
-		cmd          starkit.Command
-		sudo         bool
-		stdinV       starlark.Value = starlark.None
-		envV         starlark.Value = starlark.None
-		timeout                     = starkit.Duration{D: 5 * time.Minute}
-		check                       = true
-		readOnly     bool
-		creates      string
-		unless       starlark.Value = starlark.None
-		secretOutput bool
-	)
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "cmd", &cmd, "sudo?", &sudo, "stdin?", &stdinV,
-		"env?", &envV, "timeout?", &timeout, "check?", &check, "read_only?", &readOnly,
-		"creates?", &creates, "unless?", &unless, "secret_output?", &secretOutput); err != nil {
+	var sudo bool
+	a, err := starkit.UnpackRunArgs(b, args, kwargs, "sudo?", &sudo)
+	if err != nil {
 		return nil, err
 	}
-	env, secretEnv, err := starkit.SecretDict("env", envV)
-	if err != nil {
-		return nil, starkit.Errorf(b.Name(), "%v", err)
-	}
-	var stdin string
-	var stdinSecret bool
-	if stdinV != starlark.None {
-		if stdin, stdinSecret, err = secret.Text(stdinV); err != nil {
-			return nil, starkit.Errorf(b.Name(), "stdin: %v", err)
-		}
-	}
-	var unlessCmd *starkit.Command
-	if unless != starlark.None {
-		unlessCmd = new(starkit.Command)
-		if err := unlessCmd.Unpack(unless); err != nil {
-			return nil, starkit.Errorf(b.Name(), "unless: %v", err)
-		}
-	}
+	cmd, env, secretEnv, stdin, check, readOnly, creates, unlessCmd := a.Cmd, a.Env, a.SecretEnv, a.Stdin, a.Check, a.ReadOnly, a.Creates, a.Unless
+	timeout := starkit.Duration{D: a.Timeout}
 	line := cmd.Shell
 	if line == "" {
 		line = starkit.ShellJoin(cmd.Argv)
@@ -60,12 +30,12 @@ func hostRun(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, 
 	}
 
 	r := runctx.From(thread)
-	desc := starkit.DescribeCommand(cmd, env, secretEnv, len(stdin), stdinSecret)
+	desc := a.Describe()
 	if sudo {
 		desc = "sudo " + desc
 	}
 	var res starkit.ExecResult
-	res.SecretOutput = secretOutput
+	res.SecretOutput = a.SecretOutput
 	op := journal.Op{
 		Kind: "run", Desc: desc, Write: !readOnly,
 		Apply: func(ctx context.Context) (journal.Change, error) {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"go.starlark.net/starlark"
 	"go.starlark.net/starlarkstruct"
@@ -84,4 +85,60 @@ func DescribeCommand(c Command, env map[string]string, secretEnv map[string]bool
 		fmt.Fprintf(&b, " [stdin: %d bytes]", stdinLen)
 	}
 	return b.String()
+}
+
+// RunArgs are the parameters local.run and host.run share.
+type RunArgs struct {
+	Cmd          Command
+	Stdin        string
+	StdinSecret  bool
+	Env          map[string]string
+	SecretEnv    map[string]bool
+	Timeout      time.Duration
+	Check        bool
+	ReadOnly     bool
+	Creates      string
+	Unless       *Command // nil when not given
+	SecretOutput bool
+}
+
+// UnpackRunArgs unpacks cmd, stdin, env, timeout, check, read_only, creates,
+// unless and secret_output, plus the builtin's own extra pairs ("name?",
+// pointer) after them, e.g. "sudo?" for host.run.
+func UnpackRunArgs(b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple, extra ...any) (*RunArgs, error) {
+	a := &RunArgs{Check: true}
+	var (
+		stdinV  starlark.Value = starlark.None
+		envV    starlark.Value = starlark.None
+		unlessV starlark.Value = starlark.None
+		timeout                = Duration{D: 5 * time.Minute}
+	)
+	pairs := append([]any{"cmd", &a.Cmd, "stdin?", &stdinV, "env?", &envV, "timeout?", &timeout,
+		"check?", &a.Check, "read_only?", &a.ReadOnly, "creates?", &a.Creates, "unless?", &unlessV,
+		"secret_output?", &a.SecretOutput}, extra...)
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, pairs...); err != nil {
+		return nil, err
+	}
+	a.Timeout = timeout.D
+	var err error
+	if a.Env, a.SecretEnv, err = SecretDict("env", envV); err != nil {
+		return nil, Errorf(b.Name(), "%v", err)
+	}
+	if stdinV != starlark.None {
+		if a.Stdin, a.StdinSecret, err = secret.Text(stdinV); err != nil {
+			return nil, Errorf(b.Name(), "stdin: %v", err)
+		}
+	}
+	if unlessV != starlark.None {
+		a.Unless = new(Command)
+		if err := a.Unless.Unpack(unlessV); err != nil {
+			return nil, Errorf(b.Name(), "unless: %v", err)
+		}
+	}
+	return a, nil
+}
+
+// Describe renders the command for the journal (DescribeCommand).
+func (a *RunArgs) Describe() string {
+	return DescribeCommand(a.Cmd, a.Env, a.SecretEnv, len(a.Stdin), a.StdinSecret)
 }
