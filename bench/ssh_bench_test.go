@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,14 +28,6 @@ import (
 	"github.com/mno-sh/mno/lab/hosts"
 	"github.com/mno-sh/mno/lab/hosts/hoststest"
 )
-
-// TestMain keeps the main goroutine on the main OS thread, so lab/hosts
-// never leaves that thread inside a host's namespaces (see
-// builtins/ssh's TestMain).
-func TestMain(m *testing.M) {
-	runtime.LockOSThread()
-	os.Exit(m.Run())
-}
 
 // syncPlaybook is one "sync" step per host, in parallel: connect, run a
 // command, put a 30-line file whose content changes every run (so the put

@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/util/connrotation"
 
 	"github.com/mno-sh/mno/engine/journal"
 	"github.com/mno-sh/mno/engine/runctx"
@@ -64,7 +65,13 @@ func connect(r *runctx.Run) (*cluster, error) {
 	}
 	rc := rest.CopyConfig(loc.config)
 	rc.Timeout = requestTimeout
-	rc.Dial = (&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}).DialContext
+	// The transport is the run's own (client-go caches none with a custom
+	// Dial), so its connections are closed with the run: under `mno watch`
+	// an idle one per run would otherwise linger until client-go's 90 s
+	// idle timeout.
+	dialer := connrotation.NewDialer((&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}).DialContext)
+	r.OnClose(dialer.CloseAll)
+	rc.Dial = dialer.DialContext
 	rc.QPS, rc.Burst = 50, 100
 	rc.UserAgent = "mno"
 	rc.WarningHandler = warnings{r}

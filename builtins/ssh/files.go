@@ -115,9 +115,9 @@ func (h *host) writeFile(thread *starlark.Thread, b *starlark.Builtin, kind, p s
 			}
 			var err error
 			if sudo {
-				err = h.shellWrite(ctx, p, w)
+				err = h.shellWrite(ctx, p, pr.info, w)
 			} else {
-				err = h.sftpWrite(ctx, p, pr.info, w)
+				err = h.sftpWrite(ctx, p, &pr, w)
 			}
 			if err != nil {
 				return journal.Change{}, err
@@ -139,11 +139,22 @@ func (h *host) writeFile(thread *starlark.Thread, b *starlark.Builtin, kind, p s
 func (h *host) compare(ctx context.Context, p string, sudo bool, pr *probe, w *writeSpec) (journal.Change, error) {
 	if pr.info == nil {
 		ch := journal.Change{Changed: true, Diff: contentDiff(p, pr, w), Note: "new file"}
-		dir, err := h.statPath(ctx, parentDir(p), sudo, true)
-		if err != nil {
-			return ch, err
+		isDir := pr.dirExists
+		if !pr.dirKnown {
+			// Only whether it is a directory matters: no owner names.
+			var dir *fileInfo
+			var err error
+			if sudo {
+				dir, err = h.statPath(ctx, parentDir(p), sudo, true)
+			} else {
+				dir, err = h.sftpStat(parentDir(p), false)
+			}
+			if err != nil {
+				return ch, err
+			}
+			isDir = dir != nil && dir.isDir
 		}
-		if dir == nil || !dir.isDir {
+		if !isDir {
 			pr.dirMissing = true
 			ch.Note = "directory " + parentDir(p) + " does not exist"
 		}

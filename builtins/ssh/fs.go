@@ -49,6 +49,11 @@ type probe struct {
 	content []byte
 	full    bool   // content is the whole file
 	sum     string // hex SHA-256, for large files
+	// link says the path itself is a symlink (info is its target's).
+	link bool
+	// dirKnown says the probe saw whether the parent directory of a missing
+	// path exists (dirExists), so compare needs no second round trip.
+	dirKnown, dirExists bool
 	// dirMissing is set by put's check when the parent directory is missing.
 	dirMissing bool
 }
@@ -103,8 +108,9 @@ func (h *host) sftpStat(p string, lstat bool) (*fileInfo, error) {
 	return fromFileInfo(fi), nil
 }
 
-// sftpProbe stats and reads p at the same time (two requests in flight, so
-// one round trip's latency).
+// sftpProbe lstats and reads p at the same time (two requests in flight, so
+// one round trip's latency). Only a symlink costs a second round trip (the
+// stat of its target); knowing it is not one spares sftpWrite an lstat.
 func (h *host) sftpProbe(ctx context.Context, p string, limit int64, sumSize int64) (probe, error) {
 	cl, err := h.c.sftpClient()
 	if err != nil {
@@ -113,8 +119,14 @@ func (h *host) sftpProbe(ctx context.Context, p string, limit int64, sumSize int
 	var pr probe
 	var statErr, readErr error
 	var wg sync.WaitGroup
+	statDone := make(chan struct{})
 	wg.Go(func() {
-		fi, err := cl.Stat(p)
+		defer close(statDone)
+		fi, err := cl.Lstat(p)
+		if err == nil && fi.Mode()&os.ModeSymlink != 0 {
+			pr.link = true
+			fi, err = cl.Stat(p)
+		}
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
 		case err != nil:
@@ -132,6 +144,22 @@ func (h *host) sftpProbe(ctx context.Context, p string, limit int64, sumSize int
 		}
 		// Closing the handle need not delay the answer.
 		defer func() { go f.Close() }()
+		// The stat is in flight meanwhile (same round trip as the open).
+		// Reading exactly the size it saw takes one request: reading past
+		// it only to be told EOF would cost another round trip.
+		<-statDone
+		if pr.info == nil || !pr.info.isRegular {
+			return
+		}
+		if pr.info.size <= limit {
+			data = make([]byte, pr.info.size)
+			var n int
+			n, readErr = io.ReadFull(f, data)
+			if readErr == io.EOF || readErr == io.ErrUnexpectedEOF {
+				data, readErr = data[:n], nil // it shrank meanwhile
+			}
+			return
+		}
 		data, readErr = readUpTo(f, limit+1)
 	})
 	wg.Wait()
@@ -230,8 +258,13 @@ func (h *host) stagingDirs(cl *sftp.Client, dir string) []string {
 		return []string{in}
 	}
 	if _, ok := cl.HasExtension("statvfs@openssh.com"); ok {
-		a, err1 := cl.StatVFS(path.Dir(dir))
-		b, err2 := cl.StatVFS(dir)
+		// Both in flight at once: one round trip.
+		var a, b *sftp.StatVFS
+		var err1, err2 error
+		var wg sync.WaitGroup
+		wg.Go(func() { a, err1 = cl.StatVFS(path.Dir(dir)) })
+		b, err2 = cl.StatVFS(dir)
+		wg.Wait()
 		if err1 == nil && err2 == nil && a.Fsid != b.Fsid {
 			return []string{in}
 		}
@@ -241,18 +274,17 @@ func (h *host) stagingDirs(cl *sftp.Client, dir string) []string {
 
 // sftpWrite writes p atomically: temporary file in a staging directory,
 // fsync, chown, chmod, rename over p. Nothing is ever written to p itself, so
-// a cut connection leaves the old file or the new one.
-func (h *host) sftpWrite(ctx context.Context, p string, old *fileInfo, w *writeSpec) error {
+// a cut connection leaves the old file or the new one. pr is p's probe.
+func (h *host) sftpWrite(ctx context.Context, p string, pr *probe, w *writeSpec) error {
 	cl, err := h.c.sftpClient()
 	if err != nil {
 		return err
 	}
-	if old != nil {
+	old := pr.info
+	if old != nil && pr.link {
 		// Write through a symlink to its target, as `>` would.
-		if li, err := cl.Lstat(p); err == nil && li.Mode()&os.ModeSymlink != 0 {
-			if p, err = cl.RealPath(p); err != nil {
-				return h.fsErr("resolve", p, err)
-			}
+		if p, err = cl.RealPath(p); err != nil {
+			return h.fsErr("resolve", p, err)
 		}
 	}
 	uid, gid, err := h.wantIDs(ctx, old, w.owner, w.group)
@@ -289,12 +321,20 @@ func (e *stagingError) Error() string { return e.err.Error() }
 func (e *stagingError) Unwrap() error { return e.err }
 
 func (h *host) sftpWriteVia(cl *sftp.Client, stage, p string, uid, gid int, w *writeSpec) (err error) {
-	if err := h.ensureStaging(cl, stage); err != nil {
-		return &stagingError{err}
-	}
 	tmp := path.Join(stage, path.Base(p)+"."+randomSuffix()+".tmp")
+	// The staging directory usually exists: create the file first and make
+	// the directory only when it is missing.
 	f, err := cl.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err := h.makeStaging(cl, stage); err != nil {
+			return &stagingError{err}
+		}
+		f, err = cl.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL)
+	}
 	if err != nil {
+		if fi, serr := cl.Stat(stage); serr == nil && !fi.IsDir() {
+			return &stagingError{fmt.Errorf("%s is not a directory", stage)}
+		}
 		return &stagingError{h.fsErr("create", tmp, err)}
 	}
 	done := false
@@ -314,14 +354,8 @@ func (h *host) sftpWriteVia(cl *sftp.Client, stage, p string, uid, gid int, w *w
 			return h.fsErr("fsync", tmp, err)
 		}
 	}
-	if uid >= 0 || gid >= 0 {
-		if err := f.Chown(uid, gid); err != nil {
-			return h.ownerErr(p, w, err)
-		}
-	}
-	// After chown, which clears setuid bits.
-	if err := f.Chmod(os.FileMode(w.mode) | setBits(w.mode)); err != nil {
-		return h.fsErr("chmod", tmp, err)
+	if err := h.setAttrs(f, tmp, p, uid, gid, w); err != nil {
+		return err
 	}
 	if err := f.Close(); err != nil {
 		return h.fsErr("close", tmp, err)
@@ -337,6 +371,39 @@ func (h *host) sftpWriteVia(cl *sftp.Client, stage, p string, uid, gid int, w *w
 	}
 	done = true
 	return nil
+}
+
+// setAttrs gives the temporary file its owner and mode. chown clears setuid
+// and setgid, so with those bits chmod must follow it; otherwise both
+// requests are in flight at once (one round trip).
+func (h *host) setAttrs(f *sftp.File, tmp, p string, uid, gid int, w *writeSpec) error {
+	chmod := func() error {
+		return h.fsErr("chmod", tmp, f.Chmod(os.FileMode(w.mode)|setBits(w.mode)))
+	}
+	if uid < 0 && gid < 0 {
+		return chmod()
+	}
+	chown := func() error {
+		if err := f.Chown(uid, gid); err != nil {
+			return h.ownerErr(p, w, err)
+		}
+		return nil
+	}
+	if w.mode&0o6000 != 0 {
+		if err := chown(); err != nil {
+			return err
+		}
+		return chmod()
+	}
+	var chmodErr error
+	var wg sync.WaitGroup
+	wg.Go(func() { chmodErr = chmod() })
+	err := chown()
+	wg.Wait()
+	if err != nil {
+		return err
+	}
+	return chmodErr
 }
 
 // setBits maps setuid, setgid and sticky to os.FileMode, which pkg/sftp
@@ -355,16 +422,9 @@ func setBits(m uint32) os.FileMode {
 	return fm
 }
 
-// ensureStaging makes the staging directory, mode 0700 so no other user
-// sees a secret while it is being written.
-func (h *host) ensureStaging(cl *sftp.Client, stage string) error {
-	fi, err := cl.Stat(stage)
-	if err == nil {
-		if !fi.IsDir() {
-			return fmt.Errorf("%s is not a directory", stage)
-		}
-		return nil
-	}
+// makeStaging makes the staging directory, mode 0700 so no other user sees
+// a secret while it is being written.
+func (h *host) makeStaging(cl *sftp.Client, stage string) error {
 	if err := cl.Mkdir(stage); err != nil {
 		if fi, err2 := cl.Stat(stage); err2 == nil && fi.IsDir() {
 			return nil // made by a concurrent put

@@ -14,15 +14,18 @@ import (
 // as root with `sudo -n`, its arguments quoted after it and file content on
 // its stdin, never on a command line.
 
-// probeScript prints "missing", or "ok" and a stat line, then the content of
-// a regular file of at most $2 bytes, or the SHA-256 of one of exactly $4
-// bytes. $3=1 follows a symlink.
+// probeScript prints "missing" (with "dir" or "nodir": whether the parent
+// directory exists), or "ok" and a stat line, then the content of a regular
+// file of at most $2 bytes, or the SHA-256 of one of exactly $4 bytes. $3=1
+// follows a symlink.
 const probeScript = `p=$1
+d=${p%/*}; d=${d:-/}
+if [ -d "$d" ]; then m="missing dir"; else m="missing nodir"; fi
 if [ "$3" = 1 ]; then
-  [ -e "$p" ] || { echo missing; exit 0; }
+  [ -e "$p" ] || { echo "$m"; exit 0; }
   L=-L
 else
-  [ -e "$p" ] || [ -L "$p" ] || { echo missing; exit 0; }
+  [ -e "$p" ] || [ -L "$p" ] || { echo "$m"; exit 0; }
   L=
 fi
 s=$(stat $L -c '%f %s %u %g %U %G %Y' -- "$p") || exit 1
@@ -37,8 +40,10 @@ fi`
 // owner $3 and group $4 ("" keeps the replaced file's): temporary file
 // (suffix $6) in a staging directory on the same filesystem next to the
 // target's directory, length check (a cut connection ends stdin early),
-// fsync, rename. Shell builtins stand in for dirname and friends: every
-// process costs a fork on the host.
+// fsync, rename. $7, when set, is the umask that creates the file with mode
+// $2 (no chmod then). Owner 0:0 needs no chown: root creates the file (unless
+// the staging directory is setgid). Shell builtins stand in for dirname and
+// friends: every process costs a fork on the host.
 const writeScript = `set -e
 p=$1 m=$2 o=$3 g=$4 n=$5
 if [ -L "$p" ]; then p=$(readlink -f -- "$p"); fi
@@ -47,12 +52,12 @@ d=${p%/*}; d=${d:-/}
 u=${d%/*}; u=${u:-/}
 s=${d%/}/.mno-staging
 if [ "$d" != / ]; then
-  set -- $(stat -c %d -- "$u" "$d")
-  if [ "$1" = "$2" ]; then s=${u%/}/.mno-staging; fi
+  set -- "$@" $(stat -c %d -- "$u" "$d")
+  if [ "$8" = "$9" ]; then s=${u%/}/.mno-staging; fi
 fi
 [ -d "$s" ] || mkdir -m 700 -- "$s" 2>/dev/null || [ -d "$s" ]
 t=$s/${p##*/}.$6.tmp
-umask 077
+if [ -n "$7" ]; then umask "$7"; else umask 077; fi
 trap 'rm -f -- "$t"' EXIT
 set -C
 cat > "$t"
@@ -63,11 +68,12 @@ if [ -e "$p" ] && { [ -z "$o" ] || [ -z "$g" ]; }; then
   set -- $(stat -c '%u %g' -- "$p")
   o=${o:-$1} g=${g:-$2}
 fi
-if [ -n "$o" ] && [ -n "$g" ]; then chown -- "$o:$g" "$t"
+if [ "$o:$g" = 0:0 ] && [ ! -g "$s" ]; then :
+elif [ -n "$o" ] && [ -n "$g" ]; then chown -- "$o:$g" "$t"
 elif [ -n "$o" ]; then chown -- "$o" "$t"
 elif [ -n "$g" ]; then chgrp -- "$g" "$t"
 fi
-chmod -- "$m" "$t"
+if [ -z "$7" ]; then chmod -- "$m" "$t"; fi
 sync -- "$t"
 mv -f -- "$t" "$p"
 trap - EXIT
@@ -125,8 +131,9 @@ func (h *host) shellProbe(ctx context.Context, p string, limit, sumSize int64, f
 		return probe{}, scriptErr("stat "+p, out)
 	}
 	head, rest, _ := bytes.Cut(out.stdout, []byte("\n"))
-	if string(head) == "missing" {
-		return probe{}, nil
+	if m, ok := strings.CutPrefix(string(head), "missing"); ok {
+		m = strings.TrimSpace(m)
+		return probe{dirKnown: m != "", dirExists: m == "dir"}, nil
 	}
 	info, err := parseStat(string(head))
 	if err != nil {
@@ -175,10 +182,27 @@ func parseStat(line string) (*fileInfo, error) {
 	return info, nil
 }
 
-// shellWrite is sftpWrite as root: one exec, content on stdin.
-func (h *host) shellWrite(ctx context.Context, p string, w *writeSpec) error {
-	out, err := h.script(ctx, true, writeScript, w.content, p, octal(w.mode), w.owner, w.group,
-		strconv.Itoa(len(w.content)), randomSuffix())
+// shellWrite is sftpWrite as root: one exec, content on stdin. old is the
+// probed file (nil: missing), whose owner and group a write keeps unless w
+// names others; passing them spares the script a stat.
+func (h *host) shellWrite(ctx context.Context, p string, old *fileInfo, w *writeSpec) error {
+	owner, group := w.owner, w.group
+	if old != nil {
+		if owner == "" {
+			owner = strconv.Itoa(old.uid)
+		}
+		if group == "" {
+			group = strconv.Itoa(old.gid)
+		}
+	}
+	// A mode without execute or special bits can come from the umask at
+	// creation, which spares a chmod.
+	umask := ""
+	if w.mode&0o7111 == 0 {
+		umask = "0" + strconv.FormatUint(uint64(0o666&^w.mode), 8)
+	}
+	out, err := h.script(ctx, true, writeScript, w.content, p, octal(w.mode), owner, group,
+		strconv.Itoa(len(w.content)), randomSuffix(), umask)
 	if err != nil {
 		return err
 	}

@@ -21,8 +21,49 @@ func Diff(name, old, new string) string {
 		return fmt.Sprintf("--- %s\n+++ %s\nbinary or large content differs (%d bytes → %d bytes)\n", name, name, len(old), len(new))
 	}
 	a, b := splitLines(old), splitLines(new)
-	ops := myers(a, b)
-	return unified(name, a, b, ops, 3)
+	return unified(name, a, b, editScript(a, b), 3)
+}
+
+// maxDiffWork bounds the work (and memory) of myers: about d·(n+m) steps for
+// d edits. A document with changes everywhere (a 1000-node registry.json
+// whose every entry gets a new status) would otherwise take seconds and
+// gigabytes; past the bound the changed middle becomes one hunk.
+const maxDiffWork = 20_000_000
+
+// editScript is a shortest edit script from a to b when myers finds one
+// within maxDiffWork, else a correct longer one: the lines between the
+// common prefix and suffix deleted and inserted.
+func editScript(a, b []string) []edit {
+	pre := 0
+	for pre < len(a) && pre < len(b) && a[pre] == b[pre] {
+		pre++
+	}
+	suf := 0
+	for suf < len(a)-pre && suf < len(b)-pre && a[len(a)-1-suf] == b[len(b)-1-suf] {
+		suf++
+	}
+	ma, mb := a[pre:len(a)-suf], b[pre:len(b)-suf]
+	mid, ok := myers(ma, mb, maxDiffWork)
+	if !ok {
+		mid = mid[:0]
+		for i := range ma {
+			mid = append(mid, edit{del, i, 0})
+		}
+		for j := range mb {
+			mid = append(mid, edit{ins, len(ma), j})
+		}
+	}
+	ops := make([]edit, 0, pre+len(mid)+suf)
+	for i := range pre {
+		ops = append(ops, edit{keep, i, i})
+	}
+	for _, e := range mid {
+		ops = append(ops, edit{e.kind, e.a + pre, e.b + pre})
+	}
+	for i := range suf {
+		ops = append(ops, edit{keep, len(a) - suf + i, len(b) - suf + i})
+	}
+	return ops
 }
 
 func isBinary(s string) bool {
@@ -58,20 +99,24 @@ type edit struct {
 }
 
 // myers computes a shortest edit script between a and b (Myers 1986),
-// recording the V array per step to backtrack.
-func myers(a, b []string) []edit {
+// recording per step the part of the V array that step can reach (diagonals
+// -d..d) to backtrack: memory grows with the square of the number of edits,
+// not with their product with the length. It gives up (ok false) once the
+// work passes budget steps.
+func myers(a, b []string, budget int) (ops []edit, ok bool) {
 	n, m := len(a), len(b)
 	max := n + m
 	if max == 0 {
-		return nil
+		return nil, true
 	}
 	off := max
 	v := make([]int, 2*max+2)
 	var trace [][]int
 	for d := 0; d <= max; d++ {
-		snap := make([]int, len(v))
-		copy(snap, v)
-		trace = append(trace, snap)
+		if d*max > budget {
+			return nil, false
+		}
+		trace = append(trace, append([]int(nil), v[off-d:off+d+1]...))
 		for k := -d; k <= d; k += 2 {
 			var x int
 			if k == -d || (k != d && v[off+k-1] < v[off+k+1]) {
@@ -86,26 +131,29 @@ func myers(a, b []string) []edit {
 			}
 			v[off+k] = x
 			if x >= n && y >= m {
-				return backtrack(trace, a, b, d, off)
+				return backtrack(trace, a, b, d), true
 			}
 		}
 	}
-	return nil
+	return nil, false
 }
 
-func backtrack(trace [][]int, a, b []string, d, off int) []edit {
+// backtrack walks trace back from step d; trace[d][k+d] is V[k] as step d
+// found it.
+func backtrack(trace [][]int, a, b []string, d int) []edit {
 	x, y := len(a), len(b)
 	var rev []edit
 	for ; d > 0; d-- {
-		v := trace[d]
+		t, dd := trace[d], d
+		v := func(k int) int { return t[k+dd] }
 		k := x - y
 		var pk int
-		if k == -d || (k != d && v[off+k-1] < v[off+k+1]) {
+		if k == -d || (k != d && v(k-1) < v(k+1)) {
 			pk = k + 1
 		} else {
 			pk = k - 1
 		}
-		px := v[off+pk]
+		px := v(pk)
 		py := px - pk
 		for x > px && y > py {
 			x--

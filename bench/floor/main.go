@@ -1,0 +1,294 @@
+// Command floor is the floor of the sync benchmark: the least a Go program
+// with x/crypto/ssh and pkg/sftp must do to leave the same files on the same
+// hosts as `mno run sync`, with one connection per host and no engine.
+//
+//	floor SPEC.json
+//
+// SPEC names the identity and, per host, its address, pinned host key, login
+// user and the one file to converge: a whole file (the Traefik routes of a
+// VPS) or a block inside a file (the /etc/hosts block of a laptop). Each file
+// is read first and written only when it differs, atomically (temporary file
+// in the parent directory, rename), over SFTP as root or through one
+// `sudo -n sh` per write for another login user. Every host is done at once.
+// It prints one line per host that changed and exits 1 if any host failed.
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/pkg/sftp"
+	xssh "golang.org/x/crypto/ssh"
+	"golang.org/x/sys/unix"
+)
+
+// Spec is the input file.
+type Spec struct {
+	Identity string `json:"identity"`
+	// QuickAck re-arms TCP_QUICKACK after every read, as mno does (DESIGN §9).
+	QuickAck bool   `json:"quick_ack"`
+	Hosts    []Host `json:"hosts"`
+}
+
+// Host is one host and its file.
+type Host struct {
+	Name    string `json:"name"`
+	Addr    string `json:"addr"`
+	User    string `json:"user"`
+	HostKey string `json:"host_key"`
+	Path    string `json:"path"`
+	// Content is the whole file; when Block is set instead, the file keeps
+	// its other lines and gets Block (markers included) as its last lines,
+	// replacing the block that starts with BlockBegin.
+	Content    *string `json:"content,omitempty"`
+	Block      string  `json:"block,omitempty"`
+	BlockBegin string  `json:"block_begin,omitempty"`
+	BlockEnd   string  `json:"block_end,omitempty"`
+	Mode       uint32  `json:"mode"`
+	// TmpDir receives the temporary file: on the file's filesystem, not in
+	// a directory a watcher reads (Traefik's), as mno does.
+	TmpDir string `json:"tmp_dir"`
+}
+
+func main() {
+	if len(os.Args) != 2 {
+		fmt.Fprintln(os.Stderr, "usage: floor SPEC.json")
+		os.Exit(2)
+	}
+	data, err := os.ReadFile(os.Args[1])
+	if err != nil {
+		fatal(err)
+	}
+	var spec Spec
+	if err := json.Unmarshal(data, &spec); err != nil {
+		fatal(err)
+	}
+	keyData, err := os.ReadFile(spec.Identity)
+	if err != nil {
+		fatal(err)
+	}
+	signer, err := xssh.ParsePrivateKey(keyData)
+	if err != nil {
+		fatal(err)
+	}
+	var wg sync.WaitGroup
+	results := make([]string, len(spec.Hosts))
+	errs := make([]error, len(spec.Hosts))
+	for i, h := range spec.Hosts {
+		wg.Go(func() { results[i], errs[i] = converge(h, signer, spec.QuickAck) })
+	}
+	wg.Wait()
+	failed := false
+	for i, h := range spec.Hosts {
+		switch {
+		case errs[i] != nil:
+			fmt.Fprintf(os.Stderr, "%s: %v\n", h.Name, errs[i])
+			failed = true
+		case results[i] != "":
+			fmt.Printf("%s: %s\n", h.Name, results[i])
+		}
+	}
+	if failed {
+		os.Exit(1)
+	}
+}
+
+func fatal(err error) {
+	fmt.Fprintln(os.Stderr, "floor:", err)
+	os.Exit(2)
+}
+
+// converge makes h's file what it should be; it returns "changed" or "".
+func converge(h Host, signer xssh.Signer, quickAck bool) (string, error) {
+	pin, _, _, _, err := xssh.ParseAuthorizedKey([]byte(h.HostKey))
+	if err != nil {
+		return "", err
+	}
+	cfg := &xssh.ClientConfig{
+		User:              h.User,
+		Auth:              []xssh.AuthMethod{xssh.PublicKeys(signer)},
+		HostKeyCallback:   xssh.FixedHostKey(pin),
+		HostKeyAlgorithms: []string{pin.Type()},
+		Timeout:           10 * time.Second,
+	}
+	raw, err := net.DialTimeout("tcp", h.Addr, cfg.Timeout)
+	if err != nil {
+		return "", err
+	}
+	if quickAck {
+		raw = withQuickAck(raw)
+	}
+	cc, chans, reqs, err := xssh.NewClientConn(raw, h.Addr, cfg)
+	if err != nil {
+		raw.Close()
+		return "", err
+	}
+	c := xssh.NewClient(cc, chans, reqs)
+	defer c.Close()
+
+	var fs remoteFS
+	if h.User == "root" {
+		cl, err := sftp.NewClient(c)
+		if err != nil {
+			return "", err
+		}
+		defer cl.Close()
+		fs = sftpFS{cl}
+	} else {
+		fs = sudoFS{c}
+	}
+	old, err := fs.read(h.Path)
+	if err != nil {
+		return "", err
+	}
+	var want []byte
+	if h.Content != nil {
+		want = []byte(*h.Content)
+	} else {
+		want = []byte(withBlock(string(old), h.Block, h.BlockBegin, h.BlockEnd))
+	}
+	if old != nil && bytes.Equal(old, want) {
+		return "", nil
+	}
+	tmp := path.Join(h.TmpDir, "."+path.Base(h.Path)+".floor.tmp")
+	if err := fs.write(h.Path, tmp, want, h.Mode); err != nil {
+		return "", err
+	}
+	return "changed", nil
+}
+
+// withBlock drops the block between begin and end from text, trims trailing
+// blank lines and appends block after one blank line.
+func withBlock(text, block, begin, end string) string {
+	var out []string
+	skip := false
+	for _, line := range strings.Split(text, "\n") {
+		s := strings.TrimSpace(line)
+		switch {
+		case skip:
+			skip = !strings.HasPrefix(s, end)
+			continue
+		case strings.HasPrefix(s, begin):
+			skip = true
+			continue
+		}
+		out = append(out, line)
+	}
+	for len(out) > 0 && strings.TrimSpace(out[len(out)-1]) == "" {
+		out = out[:len(out)-1]
+	}
+	s := strings.Join(out, "\n")
+	if s != "" {
+		s += "\n\n"
+	}
+	return s + block
+}
+
+// remoteFS reads and writes one file on a host.
+type remoteFS interface {
+	read(p string) ([]byte, error) // nil, nil when missing
+	write(p, tmp string, data []byte, mode uint32) error
+}
+
+type sftpFS struct{ cl *sftp.Client }
+
+func (f sftpFS) read(p string) ([]byte, error) {
+	r, err := f.cl.Open(p)
+	if os.IsNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	return io.ReadAll(r)
+}
+
+func (f sftpFS) write(p, tmp string, data []byte, mode uint32) error {
+	w, err := f.cl.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC)
+	if err != nil {
+		return err
+	}
+	if _, err := w.Write(data); err != nil {
+		w.Close()
+		return err
+	}
+	if err := w.Chmod(os.FileMode(mode)); err != nil {
+		w.Close()
+		return err
+	}
+	if err := w.Close(); err != nil {
+		return err
+	}
+	return f.cl.PosixRename(tmp, p)
+}
+
+type sudoFS struct{ c *xssh.Client }
+
+func (f sudoFS) run(cmd string, stdin []byte) ([]byte, error) {
+	s, err := f.c.NewSession()
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	var out, errb bytes.Buffer
+	s.Stdout, s.Stderr = &out, &errb
+	if stdin != nil {
+		s.Stdin = bytes.NewReader(stdin)
+	}
+	if err := s.Run(cmd); err != nil {
+		return out.Bytes(), fmt.Errorf("%s: %v: %s", cmd, err, strings.TrimSpace(errb.String()))
+	}
+	return out.Bytes(), nil
+}
+
+func (f sudoFS) read(p string) ([]byte, error) {
+	out, err := f.run("sudo -n cat -- "+quote(p)+" 2>/dev/null || [ ! -e "+quote(p)+" ]", nil)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (f sudoFS) write(p, tmp string, data []byte, mode uint32) error {
+	script := fmt.Sprintf("umask 077 && cat > %s && chmod %o %s && mv -f %s %s", quote(tmp), mode, quote(tmp), quote(tmp), quote(p))
+	_, err := f.run("sudo -n sh -c "+quote(script), data)
+	return err
+}
+
+func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+// quickAckConn re-arms TCP_QUICKACK after every read (see builtins/ssh).
+type quickAckConn struct {
+	net.Conn
+	raw syscall.RawConn
+}
+
+func (c *quickAckConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.raw.Control(func(fd uintptr) { unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_QUICKACK, 1) })
+	}
+	return n, err
+}
+
+func withQuickAck(c net.Conn) net.Conn {
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return c
+	}
+	raw, err := tc.SyscallConn()
+	if err != nil {
+		return c
+	}
+	return &quickAckConn{Conn: tc, raw: raw}
+}
