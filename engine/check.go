@@ -25,6 +25,14 @@ func (p Problem) String() string {
 	return p.Pos + ": " + p.Msg
 }
 
+// ScenarioGlobal is what scenario files (IsScenario) see predeclared besides
+// the builtins: the lab that `mno test` runs them against.
+const ScenarioGlobal = "lab"
+
+// IsScenario reports whether the file named name is a scenario of `mno test`
+// (a *_test.star file).
+func IsScenario(name string) bool { return strings.HasSuffix(name, "_test.star") }
+
 // Check parses and resolves files without running anything: syntax errors,
 // undefined names, missing or cyclic loads, names a load asks for that the
 // module does not define, and playbooks without main.
@@ -128,7 +136,11 @@ func (c *checker) check(src *loader.Source, stack []string) *checked {
 			}
 		}
 	}
-	if err := resolve.File(f, c.predeclared.Has, starlark.Universe.Has); err != nil {
+	isPredeclared := c.predeclared.Has
+	if IsScenario(src.Display) {
+		isPredeclared = func(name string) bool { return name == ScenarioGlobal || c.predeclared.Has(name) }
+	}
+	if err := resolve.File(f, isPredeclared, starlark.Universe.Has); err != nil {
 		if list, ok := err.(resolve.ErrorList); ok {
 			for _, e := range list {
 				res.problems = append(res.problems, Problem{Pos: e.Pos.String(), Msg: e.Msg})

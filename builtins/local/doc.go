@@ -2,6 +2,7 @@
 //
 //	local.run(cmd, stdin=None, env={}, dir=None, timeout="5m", check=True, read_only=False, creates=None, unless=None, secret_output=False) -> result
 //	local.read(path, secret=False, missing_ok=False) -> str, secret, or None when missing_ok
+//	local.env(name, default=None) -> str: $name on the control plane, or default when unset or empty
 //
 // cmd is a shell string (run with sh -c) or a list (argv, no shell). stdin
 // and env values may be secrets: they reach the process, never the journal or
@@ -11,4 +12,10 @@
 // both guards are reads, so --dry-run predicts changed correctly. A command
 // is a write unless read_only=True: --dry-run reports it without running it.
 // On cancellation or timeout the whole process group is killed.
+//
+// local.env lets a playbook take a control-plane path from the environment,
+// e.g. token_file or local.env("MNO_K3S_TOKEN_FILE", "/var/lib/rancher/k3s/server/node-token")
+// (`mno lab env` points such variables into the lab). It is not an effect: nothing
+// is journalled. Call it inside main, not in a parameter default, which is
+// evaluated once when the file loads.
 package local

@@ -35,6 +35,7 @@ func Module() starkit.Module {
 		Globals: starlark.StringDict{"local": &starlarkstruct.Module{Name: "local", Members: starlark.StringDict{
 			"run":  starlark.NewBuiltin("local.run", run),
 			"read": starlark.NewBuiltin("local.read", read),
+			"env":  starlark.NewBuiltin("local.env", env),
 		}}},
 	}
 }
@@ -181,4 +182,19 @@ func read(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwa
 		return r.Secret(string(data)), nil
 	}
 	return starlark.String(data), nil
+}
+
+func env(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var name string
+	var def starlark.Value = starlark.None
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "name", &name, "default?", &def); err != nil {
+		return nil, err
+	}
+	if name == "" || strings.ContainsAny(name, "=\x00") {
+		return nil, starkit.Errorf(b.Name(), "%q is not an environment variable name", name)
+	}
+	if v := runctx.From(thread).Config.Getenv(name); v != "" {
+		return starlark.String(v), nil
+	}
+	return def, nil
 }

@@ -36,6 +36,8 @@ func NewApp(in io.Reader, out, errOut io.Writer) *cli.App {
 			initCommand(),
 			bootstrapCommand(),
 			watchCommand(),
+			labCommand(),
+			testCommand(),
 			installCommand(),
 			exportCommand(),
 			checkCommand(),
@@ -125,6 +127,8 @@ func reorder(cmds []*cli.Command, args []string, at int) []string {
 		}
 		return args
 	}
+	// Everything after `mno lab exec NODE` is the command's, flags included.
+	passThrough := cmd.Name == "exec"
 	takesValue := map[string]bool{}
 	for _, f := range cmd.Flags {
 		_, isBool := f.(*cli.BoolFlag)
@@ -136,7 +140,7 @@ func reorder(cmds []*cli.Command, args []string, at int) []string {
 	rest := args[at+1:]
 	for i := 0; i < len(rest); i++ {
 		a := rest[i]
-		if a == "--" {
+		if a == "--" || passThrough && len(positional) > 0 {
 			positional = append(positional, rest[i:]...)
 			break
 		}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/mno-sh/mno/engine"
 	"github.com/mno-sh/mno/engine/starkit"
+	"github.com/mno-sh/mno/scenario"
 )
 
 func docCommand() *cli.Command {
@@ -19,7 +20,8 @@ func docCommand() *cli.Command {
 		Description: "Without MODULE, prints every module. MODULE is a module (ssh, kube, template, …) or a\n" +
 			"predeclared name (parallel, secret, …). The text is the builtin packages' own Go documentation.",
 		Action: func(c *cli.Context) error {
-			mods := engine.Modules()
+			// The scenario "module" is the predeclared lab of `mno test` files.
+			mods := append(engine.Modules(), scenario.Module())
 			if c.NArg() == 0 {
 				for i, m := range mods {
 					if i > 0 {

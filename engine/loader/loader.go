@@ -98,9 +98,13 @@ func FindRoot(dir string) string {
 }
 
 // ResolvePlaybook finds the playbook named by arg: a path (anything with a
-// slash or a .star suffix), or a bare name looked up in the workspace's
-// playbooks/ and then in the embedded playbooks/.
+// slash or a .star suffix), a workspace path ("//roles/vps_test.star", from
+// the workspace root, else embedded), or a bare name looked up in the
+// workspace's playbooks/ and then in the embedded playbooks/.
 func (l *Loader) ResolvePlaybook(arg string) (*Source, error) {
+	if strings.HasPrefix(arg, "//") {
+		return l.Resolve(nil, arg)
+	}
 	if strings.ContainsRune(arg, '/') || strings.HasSuffix(arg, ".star") {
 		abs, err := filepath.Abs(arg)
 		if err != nil {

@@ -71,9 +71,13 @@ func contains(v starlark.Value, depth int) bool {
 	switch x := v.(type) {
 	case *Secret:
 		return true
+	case starlark.String, starlark.Bytes, starlark.Int, starlark.Float, starlark.Bool, starlark.NoneType, *starlark.Builtin:
+		// Scalars hold no secret; their methods (String.upper, …) are not
+		// attributes worth walking, and binding each costs an allocation.
+		return false
 	case *starlark.Dict:
-		for _, kv := range x.Items() {
-			if contains(kv[0], depth+1) || contains(kv[1], depth+1) {
+		for k, v := range x.Entries() {
+			if contains(k, depth+1) || contains(v, depth+1) {
 				return true
 			}
 		}

@@ -2,6 +2,7 @@ package hosts
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -18,6 +19,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/mno-sh/mno/lab/internal/proc"
 )
 
 // start generates the host's key, fills its upper layers and boots its sshd.
@@ -66,19 +69,29 @@ func (h *Host) boot(ctx context.Context, img *image) error {
 	if err != nil {
 		return err
 	}
-	// sshd logs to a pipe that copyLog drains into sshd.log, watching for the
-	// line sshd prints once it listens: no polling while 50 sshds start.
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		logf.Close()
-		return err
-	}
-	listening, copied := make(chan struct{}), make(chan struct{})
-	go func() {
-		copyLog(pr, logf, listening)
+	listening, copied, stopWatch := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	defer close(stopWatch)
+	logw := logf
+	if h.lab.cfg.detached {
+		// sshd outlives this process, so it writes its log file itself rather
+		// than a pipe whose reader dies with us; the file is polled instead.
+		go watchLog(logPath, listening, stopWatch)
 		close(copied)
-	}()
-	spec := nsSpec{name: h.Name, netns: h.Netns, binds: h.lab.cfg.binds, sshd: h.lab.cfg.sshd, log: pw}
+	} else {
+		// sshd logs to a pipe that copyLog drains into sshd.log, watching for the
+		// line sshd prints once it listens: no polling while 50 sshds start.
+		pr, pw, err := os.Pipe()
+		if err != nil {
+			logf.Close()
+			return err
+		}
+		go func() {
+			copyLog(pr, logf, listening)
+			close(copied)
+		}()
+		logw = pw
+	}
+	spec := nsSpec{name: h.Name, netns: h.Netns, binds: h.lab.cfg.binds, sshd: h.lab.cfg.sshd, log: logw, detached: h.lab.cfg.detached}
 	if h.Netns != "" {
 		spec.addr = hostIP(h.lab.slot.n, h.index)
 	}
@@ -95,11 +108,12 @@ func (h *Host) boot(ctx context.Context, img *image) error {
 		})
 	}
 	cmd, release, err := startHost(spec)
-	pw.Close()
+	logw.Close() // sshd has its own descriptor
 	if err != nil {
 		return err
 	}
 	h.cmd, h.release, h.PID = cmd, release, cmd.Process.Pid
+	h.sshd, _ = proc.RefOf(h.PID)
 	h.exited = make(chan struct{})
 	var waitErr error
 	go func() {
@@ -124,6 +138,22 @@ func (h *Host) boot(ctx context.Context, img *image) error {
 		_ = h.cmd.Process.Kill()
 		_ = h.shutdown()
 		return fmt.Errorf("hosts: %s: waiting for sshd: %w", h.Name, ctx.Err())
+	}
+}
+
+// watchLog closes listening once the log file at p says sshd listens, or
+// gives up when stop is closed.
+func watchLog(p string, listening chan<- struct{}, stop <-chan struct{}) {
+	for {
+		if data, err := os.ReadFile(p); err == nil && bytes.Contains(data, []byte("Server listening on ")) {
+			close(listening)
+			return
+		}
+		select {
+		case <-stop:
+			return
+		case <-time.After(5 * time.Millisecond):
+		}
 	}
 }
 

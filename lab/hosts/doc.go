@@ -22,15 +22,22 @@
 //     directory is itself a tmpfs when possible.
 //   - users: root, a login user (default "mno") with passwordless sudo, and
 //     "nosudo" whose sudo asks for a password, all with the caller's
-//     authorized keys; they exist only in the host's /etc.
+//     authorized keys; they exist only in the host's /etc. With NoUsers, root
+//     alone, as on a fresh machine.
 //   - shims: commands that cannot run here (apt-get, systemctl, …) are replaced
-//     by recording scripts in /usr/local/sbin and /usr/local/bin; see SetShim
-//     and ShimCalls.
+//     by recording scripts in /usr/local/sbin and /usr/local/bin that answer
+//     with a set response or run a set script; see SetShim and ShimCalls.
+//
+// Hosts normally die with the process that started them (tests). Detached
+// hosts (`mno lab`) outlive it: Start writes their state to Dir()/state.json,
+// Release lets go of them, and Open, in any process, returns the lab again,
+// whose Stop removes everything as for an attached one.
 //
 // Hosts are stopped by PID; their namespaces die with their processes. Names of
 // namespaces, bridges and veths carry a lab slot (1–254) that is held with
 // flock(2) under /run/mno-lab, so concurrent test binaries never collide and
-// Start removes whatever a killed process left behind (see CleanStale).
+// Start removes whatever a killed process left behind (see CleanStale); the
+// slot of a detached lab stays its own while one of its sshd lives.
 //
 // Requirements: Linux 5.12 or later (mount_setattr), root (CAP_SYS_ADMIN and
 // CAP_NET_ADMIN), overlayfs, and these Debian packages, which CI installs:

@@ -11,6 +11,8 @@ import (
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
+
+	"github.com/mno-sh/mno/lab/internal/proc"
 )
 
 // Host is one running test host. Its exported fields do not change while it runs.
@@ -39,7 +41,8 @@ type Host struct {
 	index  int
 	pub    ssh.PublicKey
 	cmd    *exec.Cmd
-	exited chan struct{} // closed when sshd has been reaped
+	sshd   proc.Ref      // sshd across processes (see Open)
+	exited chan struct{} // closed when sshd has been reaped; nil in a lab from Open
 	// release ends the thread that holds the host's namespaces.
 	release chan<- struct{}
 	mntNS   string
@@ -124,7 +127,7 @@ func (h *Host) setLink(state string) error {
 
 func (h *Host) running() bool {
 	if h.exited == nil {
-		return false
+		return h.lab != nil && h.lab.opened && h.sshd.Alive()
 	}
 	select {
 	case <-h.exited:

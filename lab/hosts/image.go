@@ -80,6 +80,9 @@ func loadImage(cfg *config, sshdVersion [2]int) (*image, error) {
 	}
 
 	names := map[string]bool{cfg.loginUser: true, noSudoUser: true}
+	if cfg.noUsers {
+		names = map[string]bool{}
+	}
 	read := func(p string) (imageFile, error) {
 		data, err := os.ReadFile(p)
 		if err != nil {
@@ -121,7 +124,11 @@ func loadImage(cfg *config, sshdVersion [2]int) (*image, error) {
 		}
 	})
 	usedUID, usedGID := ids(passwd.data, 2), ids(group.data, 2)
-	for _, u := range []account{{name: cfg.loginUser}, {name: noSudoUser}} {
+	var accounts []account
+	if !cfg.noUsers {
+		accounts = []account{{name: cfg.loginUser}, {name: noSudoUser}}
+	}
+	for _, u := range accounts {
 		id := 1000
 		for usedUID[id] || usedGID[id] {
 			id++
@@ -145,9 +152,11 @@ func loadImage(cfg *config, sshdVersion [2]int) (*image, error) {
 		img.files["/etc/gshadow"] = gshadow
 	}
 	img.files["/etc/sudoers"] = imageFile{data: []byte(sudoers), mode: 0o440}
-	img.files["/etc/sudoers.d/mno-lab"] = imageFile{
-		data: fmt.Appendf(nil, "# mno lab: the login user needs no password.\n%s ALL=(ALL:ALL) NOPASSWD: ALL\n", cfg.loginUser),
-		mode: 0o440,
+	if !cfg.noUsers {
+		img.files["/etc/sudoers.d/mno-lab"] = imageFile{
+			data: fmt.Appendf(nil, "# mno lab: the login user needs no password.\n%s ALL=(ALL:ALL) NOPASSWD: ALL\n", cfg.loginUser),
+			mode: 0o440,
+		}
 	}
 
 	// The machine's other host keys must not leak into the hosts.

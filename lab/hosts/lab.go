@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -23,6 +24,9 @@ type Lab struct {
 	mode     NetworkMode
 	netErr   error // why the lab fell back to loopback
 	hosts    []*Host
+	// opened: the lab was started by another process (or released by this
+	// one) and is known from its state file (see Open).
+	opened bool
 
 	stopOnce sync.Once
 	stopErr  error
@@ -121,6 +125,11 @@ func Start(ctx context.Context, n int, opts ...Option) (*Lab, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
+	if cfg.detached {
+		if err := l.persist(); err != nil {
+			return nil, err
+		}
+	}
 	ok = true
 	return l, nil
 }
@@ -194,19 +203,36 @@ func (l *Lab) Stop() error {
 func (l *Lab) stop() error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
+	if l.slot.f == nil {
+		// Released, or opened: take the slot again, or find it gone.
+		if err := l.slot.relock(l.dir, 30*time.Second); err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return errors.Join(err, unmount(l.dir), os.RemoveAll(l.dir))
+			}
+			return err
+		}
+	}
 	m := procMatch{mnt: map[string]bool{}, net: map[string]bool{}}
 	if l.dir != "" {
 		m.dirs = []string{l.dir}
 	}
 	for _, h := range l.hosts {
+		// A namespace ID is only the host's while a process holds it: one
+		// of a dead sshd may name another namespace by now.
+		alive := h.running()
 		if h.cmd != nil {
 			_ = h.cmd.Process.Kill()
+		} else {
+			h.sshd.Kill()
 		}
-		if h.mntNS != "" {
+		if h.mntNS != "" && (alive || !l.opened) {
 			m.mnt[h.mntNS] = true
 		}
-		if h.netNS != "" {
+		if h.netNS != "" && (alive || !l.opened) {
 			m.net[h.netNS] = true
+		}
+		if id := netnsInode(h.Netns); id != "" && l.opened {
+			m.net[id] = true
 		}
 	}
 	killMatching(m)
@@ -221,6 +247,9 @@ func (l *Lab) stop() error {
 	}
 	if left := l.leftovers(); len(left) > 0 {
 		errs = append(errs, fmt.Errorf("hosts: left behind: %s", strings.Join(left, ", ")))
+	}
+	if l.cfg.detached && l.mode == NetworkNamespaces {
+		errs = append(errs, removeGuardRoute(ctx))
 	}
 	errs = append(errs, l.slot.release())
 	return errors.Join(errs...)

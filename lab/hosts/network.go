@@ -30,6 +30,7 @@ func bridgeName(slot int) string   { return fmt.Sprintf("%sb%d", linkPrefix, slo
 func hostLink(slot, i int) string  { return fmt.Sprintf("%s%d-%d", linkPrefix, slot, i) }
 func hostIP(slot, i int) [4]byte   { return [4]byte{10, 213, byte(slot), byte(i + 2)} }
 func gatewayIP(slot int) [4]byte   { return [4]byte{10, 213, byte(slot), 1} }
+func subnetOf(slot int) [4]byte    { return [4]byte{10, 213, byte(slot), 0} }
 func hostMAC(slot, i int) string   { return fmt.Sprintf("02:6d:6e:%02x:00:%02x", slot, i+2) }
 func ipString(ip [4]byte) string   { return fmt.Sprintf("%d.%d.%d.%d", ip[0], ip[1], ip[2], ip[3]) }
 func netnsPath(name string) string { return "/run/netns/" + name }
@@ -46,7 +47,7 @@ func (l *Lab) setupNetwork(ctx context.Context) error {
 		"link add name " + br + " type bridge",
 		fmt.Sprintf("addr add %s/24 dev %s", ipString(gatewayIP(l.slot.n)), br),
 		"link set " + br + " up",
-		fmt.Sprintf("route replace unreachable %s metric %d", subnet, unreachableMetric),
+		"route replace " + guardRoute,
 	}
 	for i := range l.hosts {
 		name, mac := hostLink(l.slot.n, i), hostMAC(l.slot.n, i)
@@ -57,6 +58,11 @@ func (l *Lab) setupNetwork(ctx context.Context) error {
 			fmt.Sprintf("neigh replace %s lladdr %s dev %s nud permanent", ipString(hostIP(l.slot.n, i)), mac, br),
 		)
 	}
+	unlock, err := lockNetwork()
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	return ipBatch(ctx, false, lines)
 }
 

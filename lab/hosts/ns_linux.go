@@ -26,6 +26,8 @@ type nsSpec struct {
 	binds    []string
 	sshd     string
 	log      *os.File
+	// detached: sshd outlives this process (own session, no parent-death signal).
+	detached bool
 }
 
 // mountSpec is one overlay: lower is overlayfs' colon-separated lowerdir.
@@ -35,7 +37,8 @@ type mountSpec struct{ target, lower, upper, work string }
 // locked OS thread that sshd is forked from, so no helper process or shell
 // quoting is involved. The thread lives until release is closed: sshd gets
 // SIGKILL (its parent-death signal) when the thread ends, and so also when this
-// process dies in any way.
+// process dies in any way — unless spec.detached, where sshd has its own
+// session and no parent-death signal, and outlives both.
 //
 // Only that thread ever holds the host's namespaces, which is what lets
 // callers (test binaries, `mno lab`) need no TestMain or init of their own:
@@ -119,8 +122,9 @@ func enterAndStart(spec nsSpec) (*exec.Cmd, error) {
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return fail("make / private", err)
 	}
-	// Bind sources are opened before the host's mounts cover them (a source
-	// under /tmp or /root is not the host's) and bound from the open file.
+	// Bind sources are cloned before the host's mounts cover them (a source
+	// under /tmp or /root is not the host's) or detach their mount (a source on
+	// a tmpfs below /run, as `mno lab` has), and the clones are moved into place.
 	var sources []int
 	defer func() {
 		for _, fd := range sources {
@@ -128,7 +132,7 @@ func enterAndStart(spec nsSpec) (*exec.Cmd, error) {
 		}
 	}()
 	for _, src := range spec.binds {
-		fd, err := unix.Open(src, unix.O_PATH|unix.O_CLOEXEC, 0)
+		fd, err := unix.OpenTree(unix.AT_FDCWD, src, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE)
 		if err != nil {
 			return fail("bind "+src, err)
 		}
@@ -168,7 +172,7 @@ func enterAndStart(spec nsSpec) (*exec.Cmd, error) {
 		if err := makeMountPoint(from, src); err != nil {
 			return fail("bind "+src, err)
 		}
-		if err := unix.Mount(from, src, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		if err := unix.MoveMount(sources[i], "", unix.AT_FDCWD, src, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
 			return fail("bind "+src, err)
 		}
 		if err := unix.Mount("", src, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
@@ -206,6 +210,9 @@ func enterAndStart(spec nsSpec) (*exec.Cmd, error) {
 	cmd.Env = []string{"PATH=" + hostPath}
 	cmd.Stdout, cmd.Stderr = spec.log, spec.log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if spec.detached {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	}
 	if err := cmd.Start(); err != nil {
 		return fail("start sshd", err)
 	}

@@ -50,6 +50,8 @@ type config struct {
 	binds          []string
 	baseDir        string
 	sshd           string
+	noUsers        bool
+	detached       bool
 }
 
 // NamePrefix names the hosts prefix-1 … prefix-n (default "host").
@@ -78,6 +80,19 @@ func Shims(names ...string) Option {
 // FullShimStdin makes shims record the whole stdin they were given (ShimCall.Stdin)
 // instead of its sha256 and length only.
 func FullShimStdin() Option { return func(c *config) { c.fullStdin = true } }
+
+// NoUsers makes hosts like fresh machines: root is the only account (with
+// the AuthorizedKeys, if any), there is no login user and no "nosudo", so a
+// bootstrap creates the user it needs. LoginUser then returns "".
+func NoUsers() Option { return func(c *config) { c.noUsers = true } }
+
+// Detached makes the hosts outlive this process, for `mno lab up`: sshd gets
+// no parent-death signal, runs in its own session and logs straight to its
+// file; Start writes the lab's state (PIDs, namespaces, links, mounts) to
+// Dir()/state.json and marks its slot as held by the hosts while they live.
+// Release lets go of the lab; Open, in any process, finds it again and its
+// Stop removes everything, as for an attached lab.
+func Detached() Option { return func(c *config) { c.detached = true } }
 
 // Network chooses how hosts are addressed (default NetworkAuto).
 func Network(m NetworkMode) Option { return func(c *config) { c.network = m } }
@@ -126,7 +141,9 @@ func (c *config) validate(n int) error {
 		}
 		seen[name] = true
 	}
-	if !userRE.MatchString(c.loginUser) || c.loginUser == "root" || c.loginUser == noSudoUser {
+	if c.noUsers {
+		c.loginUser = ""
+	} else if !userRE.MatchString(c.loginUser) || c.loginUser == "root" || c.loginUser == noSudoUser {
 		return fmt.Errorf("hosts: bad login user %q", c.loginUser)
 	}
 	for _, line := range c.authorizedKeys {

@@ -28,6 +28,14 @@ type ShimResponse struct {
 	Stdout string
 	Stderr string
 	Code   int
+	// Script, if set, is a POSIX sh script the shim runs (as the caller,
+	// inside the host) in place of answering with Code: it gets the call's
+	// arguments as "$@", its stdin, stdout and stderr, and its exit code is
+	// the shim's (and the recorded one). Stdout and Stderr are printed after
+	// it. The call is recorded as any other. `mno lab` runs Traefik and the
+	// k3s agent this way; a script that starts a daemon must redirect the
+	// daemon's descriptors and setsid it, or the caller's session waits.
+	Script string
 }
 
 // ShimCall is one recorded invocation of a shim.
@@ -120,7 +128,7 @@ func (h *Host) SetShim(key string, r ShimResponse) error {
 	if err := h.mkdirAllIn(dir, 0o755); err != nil {
 		return fmt.Errorf("hosts: %s: %w", h.Name, err)
 	}
-	data := fmt.Appendf(nil, "%d %d %d\n%s%s", r.Code, len(r.Stdout), len(r.Stderr), r.Stdout, r.Stderr)
+	data := fmt.Appendf(nil, "%d %d %d %d\n%s%s%s", r.Code, len(r.Stdout), len(r.Stderr), len(r.Script), r.Stdout, r.Stderr, r.Script)
 	return h.WriteFile(dir+"/.r", data, 0o644)
 }
 

@@ -3,13 +3,14 @@
 # on this test host. Each call appends one JSON line to /var/log/mno-shims.log
 # (user, argv, stdin as sha256 and length, the exit code returned) and answers
 # with the response set for the longest matching argv prefix under
-# /var/lib/mno-shims/responses (default: no output, exit 0).
+# /var/lib/mno-shims/responses (default: no output, exit 0). A response may carry a
+# script, run with the call's arguments and stdin; its exit code is the answer.
 export LC_ALL=C
 name=${0##*/}
 dir=/var/lib/mno-shims
 log=/var/log/mno-shims.log
 in=$(mktemp "${TMPDIR:-/tmp}/mno-shim.XXXXXX") || exit 125
-trap 'rm -f "$in" "$in.r" "$in.b"' EXIT
+trap 'rm -f "$in" "$in.r" "$in.b" "$in.s"' EXIT
 
 # Like the commands it stands for, the shim reads its stdin to EOF (unless it is
 # a terminal).
@@ -33,13 +34,20 @@ for a in "$@"; do
 	[ -f "$node/.r" ] && resp=$node/.r
 done
 
-# A response is "code stdout-length stderr-length\n" then stdout then stderr. It
-# is copied first: a concurrent SetShim replaces the file, never edits it.
-code=0 olen=0 elen=0
+# A response is "code stdout-length stderr-length [script-length]\n" then stdout,
+# stderr and the script. It is copied first: a concurrent SetShim replaces the
+# file, never edits it.
+code=0 olen=0 elen=0 slen=0
 if [ -n "$resp" ] && cat "$resp" >"$in.r" 2>/dev/null; then
-	read -r code olen elen <"$in.r"
+	read -r code olen elen slen <"$in.r"
+	slen=${slen:-0}
 fi
-hl=$((${#code} + ${#olen} + ${#elen} + 3))
+hl=$(head -n 1 "$in.r" 2>/dev/null | wc -c)
+if [ "$slen" -gt 0 ]; then
+	tail -c +$((hl + olen + elen + 1)) "$in.r" | head -c "$slen" >"$in.s"
+	sh "$in.s" "$@" <"$in"
+	code=$?
+fi
 
 sum=$(sha256sum <"$in")
 len=$(wc -c <"$in")

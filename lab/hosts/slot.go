@@ -6,12 +6,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
+
+	"github.com/mno-sh/mno/lab/internal/proc"
 )
 
 // A lab holds one slot, 1..maxSlot, for its life: slot S owns the subnet
@@ -30,16 +34,46 @@ type slot struct {
 	f *os.File
 }
 
-// slotRecord is what a slot's lock file says about its lab.
+// slotRecord is what a slot's lock file says about its lab. A detached lab
+// (see Detached) outlives the process that holds the lock, so its record lists
+// the hosts' sshd: while one of them lives, the slot is not stale although
+// its lock can be taken.
 type slotRecord struct {
-	PID int    `json:"pid"`
-	Dir string `json:"dir"`
+	PID      int        `json:"pid"`
+	Dir      string     `json:"dir"`
+	Detached bool       `json:"detached,omitempty"`
+	Procs    []proc.Ref `json:"procs,omitempty"`
+}
+
+// live reports whether the record names a detached lab one of whose
+// processes still runs.
+func (r slotRecord) live() bool {
+	if !r.Detached {
+		return false
+	}
+	for _, p := range r.Procs {
+		if p.Alive() {
+			return true
+		}
+	}
+	return false
+}
+
+func readRecord(f *os.File) slotRecord {
+	data, _ := io.ReadAll(io.NewSectionReader(f, 0, 1<<20))
+	var rec slotRecord
+	_ = json.Unmarshal(data, &rec)
+	return rec
 }
 
 func lockPath(n int) string { return filepath.Join(lockDir, "slot-"+strconv.Itoa(n)) }
 
 func (s *slot) record(dir string) error {
-	data, _ := json.Marshal(slotRecord{PID: os.Getpid(), Dir: dir})
+	return s.write(slotRecord{PID: os.Getpid(), Dir: dir})
+}
+
+func (s *slot) write(rec slotRecord) error {
+	data, _ := json.Marshal(rec)
 	if err := s.f.Truncate(0); err != nil {
 		return err
 	}
@@ -48,8 +82,45 @@ func (s *slot) record(dir string) error {
 }
 
 func (s *slot) release() error {
+	if s.f == nil {
+		return nil
+	}
 	err := s.f.Truncate(0)
-	return errors.Join(err, s.f.Close())
+	err = errors.Join(err, s.f.Close())
+	s.f = nil
+	return err
+}
+
+// relock takes the slot's lock again for a lab whose process let go of it
+// (Release, or Open in another process), waiting up to timeout for a sweep
+// that holds it for a moment. It fails when the slot no longer records dir:
+// the lab was cleaned up as stale, and the slot may be another lab's now.
+func (s *slot) relock(dir string, timeout time.Duration) error {
+	f, err := os.OpenFile(lockPath(s.n), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return fmt.Errorf("hosts: %w", err)
+	}
+	for deadline := time.Now().Add(timeout); ; time.Sleep(20 * time.Millisecond) {
+		ok, err := tryLock(f)
+		if err != nil {
+			f.Close()
+			return fmt.Errorf("hosts: lock %s: %w", lockPath(s.n), err)
+		}
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			rec := readRecord(f)
+			f.Close()
+			return fmt.Errorf("hosts: slot %d is held by process %d", s.n, rec.PID)
+		}
+	}
+	if rec := readRecord(f); rec.Dir != dir {
+		f.Close()
+		return fmt.Errorf("hosts: %w: slot %d no longer belongs to the lab in %s (it was cleaned up as stale)", fs.ErrNotExist, s.n, dir)
+	}
+	s.f = f
+	return nil
 }
 
 // CleanStale removes what labs of dead processes left behind: their sshd and
@@ -141,6 +212,10 @@ func sweep(ctx context.Context, claim bool, baseDir string) (*slot, error) {
 			f.Close()
 			continue
 		}
+		if readRecord(f).live() {
+			f.Close() // a detached lab, running
+			continue
+		}
 		if err := cleanSlot(ctx, n, f, res[n]); err != nil {
 			errs = append(errs, err)
 		}
@@ -161,9 +236,7 @@ func cleanSlot(ctx context.Context, n int, f *os.File, r *slotResources) error {
 	if r == nil {
 		r = &slotResources{}
 	}
-	data, _ := io.ReadAll(io.NewSectionReader(f, 0, 1<<20))
-	var rec slotRecord
-	_ = json.Unmarshal(data, &rec)
+	rec := readRecord(f)
 	dirs := r.dirs
 	// The record is trusted only for a directory this package could have made.
 	if d := filepath.Clean(rec.Dir); filepath.IsAbs(d) && strings.HasPrefix(filepath.Base(d), fmt.Sprintf("mno-lab-%d-", n)) && !slices.Contains(dirs, d) {

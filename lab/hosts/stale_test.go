@@ -22,6 +22,10 @@ func TestMain(m *testing.M) {
 		staleHelper()
 		return
 	}
+	if base := os.Getenv("MNO_LAB_DETACHED_HELPER"); base != "" {
+		detachedHelper(base)
+		return
+	}
 	os.Exit(m.Run())
 }
 

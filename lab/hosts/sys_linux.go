@@ -26,6 +26,11 @@ func tryLock(f *os.File) (bool, error) {
 	return err == nil, err
 }
 
+// flockWait takes an exclusive flock on f, waiting for it.
+func flockWait(f *os.File) error {
+	return unix.Flock(int(f.Fd()), unix.LOCK_EX)
+}
+
 // mountTmpfs puts a tmpfs on dir: a lab's layers are thousands of small files
 // and directories, which memory makes and removes far faster than a disk.
 func mountTmpfs(dir string) error {

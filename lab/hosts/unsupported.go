@@ -21,6 +21,7 @@ type nsSpec struct {
 	binds    []string
 	sshd     string
 	log      *os.File
+	detached bool
 }
 
 type mountSpec struct{ target, lower, upper, work string }
@@ -32,6 +33,7 @@ func mountTmpfs(string) error                                 { return errUnsupp
 func unmount(string) error                                    { return errUnsupported }
 func setOpaque(string) error                                  { return errUnsupported }
 func tryLock(*os.File) (bool, error)                          { return false, errUnsupported }
+func flockWait(*os.File) error                                { return errUnsupported }
 func (h *Host) readFileIn(string) ([]byte, error)             { return nil, errUnsupported }
 func (h *Host) statIn(string) (fs.FileInfo, error)            { return nil, errUnsupported }
 func (h *Host) writeFileIn(string, []byte, fs.FileMode) error { return errUnsupported }

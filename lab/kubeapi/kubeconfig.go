@@ -3,6 +3,7 @@ package kubeapi
 import (
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -32,7 +33,7 @@ func (s *Server) writePKI(serviceCIDR string) (pkiFiles, error) {
 	if err != nil {
 		return pkiFiles{}, fmt.Errorf("service CIDR: %w", err)
 	}
-	serving, err := ca.serving(ip)
+	serving, err := ca.serving(ip, s.bind)
 	if err != nil {
 		return pkiFiles{}, err
 	}
@@ -64,10 +65,15 @@ func (s *Server) writePKI(serviceCIDR string) (pkiFiles, error) {
 	})
 }
 
+var errNoCA = errors.New("kubeapi: a server from Open cannot issue certificates")
+
 // UserConfig returns a client configuration authenticating as user name in groups, with no
 // permissions beyond what RBAC grants them (system:authenticated is added by the server).
 // Tests use it to check that a user without a Role gets Forbidden.
 func (s *Server) UserConfig(name string, groups ...string) (*rest.Config, error) {
+	if s.ca == nil {
+		return nil, errNoCA
+	}
 	kp, err := s.ca.client(name, groups...)
 	if err != nil {
 		return nil, err
@@ -78,6 +84,9 @@ func (s *Server) UserConfig(name string, groups ...string) (*rest.Config, error)
 // UserKubeconfig writes a kubeconfig for user name in groups (see [Server.UserConfig]) to a new
 // file under Dir/users and returns its path, for tools such as kubectl.
 func (s *Server) UserKubeconfig(name string, groups ...string) (string, error) {
+	if s.ca == nil {
+		return "", errNoCA
+	}
 	kp, err := s.ca.client(name, groups...)
 	if err != nil {
 		return "", err

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/mno-sh/mno/lab/kubeapi"
 	"github.com/mno-sh/mno/lab/kubeapi/kubeapitest"
 )
@@ -133,4 +135,74 @@ func alive(pid int) bool {
 	}
 	i := strings.LastIndexByte(string(stat), ')')
 	return i < 0 || !strings.HasPrefix(string(stat[i+1:]), " Z")
+}
+
+// TestDetachedOutlivesParent: a detached server survives the process that started it (killed
+// without cleanup), Open finds it from its directory, its admin client works at the bind
+// address, and Stop, from this process, ends both processes.
+func TestDetachedOutlivesParent(t *testing.T) {
+	kubeapitest.Binaries(t)
+	setSubreaper(t, true)
+	defer setSubreaper(t, false)
+	dir := t.TempDir()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperDetached$", "-test.v")
+	cmd.Env = append(os.Environ(), "MNO_KUBEAPI_DETACHED="+dir)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	sc := bufio.NewScanner(out)
+	for sc.Scan() && !strings.HasPrefix(sc.Text(), "READY") {
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+
+	srv, err := kubeapi.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop()
+	if !srv.Running() || !strings.HasPrefix(srv.URL, "https://127.0.0.1:") {
+		t.Fatalf("after its starter died: running %v, URL %s", srv.Running(), srv.URL)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := kubeapitest.Client(t, srv).CoreV1().Namespaces().Get(ctx, "kube-system", metav1.GetOptions{}); err != nil {
+		t.Fatalf("admin client of the opened server: %v", err)
+	}
+	api, etcd := srv.PIDs()
+	if err := srv.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for _, pid := range []int{api, etcd} {
+		for !reaped(t, pid) {
+			if time.Now().After(deadline) {
+				t.Fatalf("process %d runs after Stop", pid)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if srv.Running() {
+		t.Error("Running after Stop")
+	}
+}
+
+// TestHelperDetached is TestDetachedOutlivesParent's child: it starts a detached server on a
+// fixed bind address, says READY and waits to be killed.
+func TestHelperDetached(t *testing.T) {
+	dir := os.Getenv("MNO_KUBEAPI_DETACHED")
+	if dir == "" {
+		t.Skip("helper for TestDetachedOutlivesParent")
+	}
+	if _, err := kubeapi.Start(context.Background(), kubeapi.Options{Dir: dir, Detached: true, BindAddress: "127.0.0.1"}); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Println("READY")
+	time.Sleep(time.Hour)
 }

@@ -51,12 +51,17 @@ func newAuthority() (*authority, error) {
 	return &authority{cert: cert, key: key, certPEM: pemBlock("CERTIFICATE", der)}, nil
 }
 
-// serving issues the API server's certificate, valid for loopback and the in-cluster names.
-func (ca *authority) serving(serviceIP net.IP) (keyPair, error) {
+// serving issues the API server's certificate, valid for loopback, its bind address and the
+// in-cluster names.
+func (ca *authority) serving(serviceIP, bind net.IP) (keyPair, error) {
+	ips := []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback, serviceIP}
+	if bind != nil && !bind.IsLoopback() {
+		ips = append(ips, bind)
+	}
 	return ca.issue(&x509.Certificate{
 		Subject:     pkix.Name{CommonName: "kube-apiserver"},
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback, serviceIP},
+		IPAddresses: ips,
 		DNSNames: []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
 			"kubernetes.default.svc.cluster.local"},
 	})

@@ -4,27 +4,31 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"github.com/mno-sh/mno/lab/internal/proc"
 	"net"
 	"os"
 	"os/exec"
 	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/mno-sh/mno/lab/internal/proc"
 )
 
-// process is a child the server owns: etcd or kube-apiserver, logging to a file in Dir.
+// process is a child the server owns: etcd or kube-apiserver, logging to a file in Dir. A
+// process of a server from [Open] is known by its Ref only (cmd and done are nil).
 type process struct {
 	name string
 	log  string
 	cmd  *exec.Cmd
+	ref  proc.Ref
 	done chan struct{} // closed once the process has been reaped
 	err  error         // Wait's result, valid after done
 }
 
 // startProcess runs bin with args, output appended to logPath, dying with this process
-// (see lab/internal/proc for why that takes a locked thread).
-func startProcess(name, bin, logPath string, args ...string) (*process, error) {
+// (see lab/internal/proc for why that takes a locked thread) unless detached, when it gets
+// its own session and outlives this process.
+func startProcess(name, bin, logPath string, detached bool, args ...string) (*process, error) {
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
@@ -32,14 +36,20 @@ func startProcess(name, bin, logPath string, args ...string) (*process, error) {
 	defer logf.Close() // the child has its own descriptor
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	// Its own process group: a terminal's ^C reaches the test binary, which
-	// stops us in order.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	waited, err := proc.Start(cmd)
+	var waited <-chan error
+	if detached {
+		waited, err = proc.StartDetached(cmd)
+	} else {
+		// Its own process group: a terminal's ^C reaches the test binary, which
+		// stops us in order.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		waited, err = proc.Start(cmd)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
 	p := &process{name: name, log: logPath, cmd: cmd, done: make(chan struct{})}
+	p.ref, _ = proc.RefOf(cmd.Process.Pid)
 	go func() {
 		p.err = <-waited
 		close(p.done)
@@ -49,6 +59,9 @@ func startProcess(name, bin, logPath string, args ...string) (*process, error) {
 
 // exited reports whether the process has ended.
 func (p *process) exited() bool {
+	if p.done == nil {
+		return !p.ref.Alive()
+	}
 	select {
 	case <-p.done:
 		return true
@@ -84,6 +97,9 @@ func (p *process) tail(n int64) string {
 
 // stop sends SIGTERM, then SIGKILL after grace, and waits for the process to be reaped.
 func (p *process) stop(grace time.Duration) error {
+	if p.cmd == nil {
+		return p.ref.Stop(grace)
+	}
 	if p.exited() {
 		return nil
 	}

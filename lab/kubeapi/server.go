@@ -28,6 +28,16 @@ type Options struct {
 	ServiceCIDR string
 	// APIServerArgs are appended to kube-apiserver's command line (later flags win).
 	APIServerArgs []string
+	// BindAddress is the IPv4 address kube-apiserver listens on and its serving
+	// certificate names, besides loopback; "" means 127.0.0.1. `mno lab` uses
+	// the lab network's gateway, so the lab's nodes reach the server too.
+	BindAddress string
+	// Port is kube-apiserver's port; 0 picks a free one.
+	Port int
+	// Detached makes etcd and kube-apiserver outlive this process (their own
+	// session, no parent-death signal) and writes their PIDs to Dir/StateFile,
+	// so that [Open] in another process finds the server and stops it.
+	Detached bool
 }
 
 // Server is a running etcd and kube-apiserver pair on loopback.
@@ -42,6 +52,9 @@ type Server struct {
 	Dir string
 
 	ca        *authority
+	bind      net.IP
+	port      int
+	detached  bool
 	etcd      *process
 	apiserver *process
 	stopOnce  sync.Once
@@ -66,11 +79,17 @@ func Start(ctx context.Context, opts Options) (*Server, error) {
 	if opts.ServiceCIDR == "" {
 		opts.ServiceCIDR = "10.0.0.0/24"
 	}
+	bind := net.IPv4(127, 0, 0, 1)
+	if opts.BindAddress != "" {
+		if bind = net.ParseIP(opts.BindAddress).To4(); bind == nil {
+			return nil, fmt.Errorf("kubeapi: BindAddress %q is not an IPv4 address", opts.BindAddress)
+		}
+	}
 	dir, err := filepath.Abs(opts.Dir)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{Dir: dir}
+	s := &Server{Dir: dir, bind: bind, port: opts.Port, detached: opts.Detached}
 	if err := s.start(ctx, opts); err != nil {
 		s.Stop()
 		return nil, fmt.Errorf("kubeapi: %w", err)
@@ -87,13 +106,22 @@ func (s *Server) start(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
-	return s.startAPIServer(ctx, opts, pki, etcdURL)
+	if err := s.startAPIServer(ctx, opts, pki, etcdURL); err != nil {
+		if s.port != 0 && s.apiserver != nil && s.apiserver.exited() && s.apiserver.portInUse() {
+			return fmt.Errorf("kube-apiserver cannot listen on %s:%d, which another program uses", s.bind, s.port)
+		}
+		return err
+	}
+	if s.detached {
+		return s.persist()
+	}
+	return nil
 }
 
 // startEtcd runs a single-member etcd without fsync (a test cluster does not need to survive
 // power loss) and waits for its health endpoint.
 func (s *Server) startEtcd(ctx context.Context, bin string) (clientURL string, err error) {
-	err = retryPorts(ctx, func() (*process, error) {
+	err = retryPorts(ctx, false, func() (*process, error) {
 		client, err := freePort()
 		if err != nil {
 			return nil, err
@@ -104,7 +132,7 @@ func (s *Server) startEtcd(ctx context.Context, bin string) (clientURL string, e
 		}
 		clientURL = loopbackURL("http", client)
 		peerURL := loopbackURL("http", peer)
-		s.etcd, err = startProcess("etcd", bin, filepath.Join(s.Dir, "etcd.log"),
+		s.etcd, err = startProcess("etcd", bin, filepath.Join(s.Dir, "etcd.log"), s.detached,
 			"--name=mno",
 			"--data-dir="+filepath.Join(s.Dir, "etcd"),
 			"--listen-client-urls="+clientURL,
@@ -128,16 +156,18 @@ func (s *Server) startAPIServer(ctx context.Context, opts Options, pki pkiFiles,
 	if err != nil {
 		return err
 	}
-	return retryPorts(ctx, func() (*process, error) {
-		port, err := freePort()
-		if err != nil {
-			return nil, err
+	return retryPorts(ctx, s.port != 0, func() (*process, error) {
+		port := s.port
+		if port == 0 {
+			if port, err = freePort(); err != nil {
+				return nil, err
+			}
 		}
-		s.URL = loopbackURL("https", port)
+		s.URL = "https://" + net.JoinHostPort(s.bind.String(), strconv.Itoa(port))
 		args := append([]string{
 			"--etcd-servers=" + etcdURL,
-			"--bind-address=127.0.0.1",
-			"--advertise-address=127.0.0.1",
+			"--bind-address=" + s.bind.String(),
+			"--advertise-address=" + s.bind.String(),
 			"--secure-port=" + strconv.Itoa(port),
 			"--endpoint-reconciler-type=none",
 			"--cert-dir=" + filepath.Join(s.Dir, "pki"),
@@ -153,7 +183,7 @@ func (s *Server) startAPIServer(ctx context.Context, opts Options, pki pkiFiles,
 			"--profiling=false",
 		}, opts.APIServerArgs...)
 		s.apiserver, err = startProcess("kube-apiserver", opts.Binaries.APIServer,
-			filepath.Join(s.Dir, "kube-apiserver.log"), args...)
+			filepath.Join(s.Dir, "kube-apiserver.log"), s.detached, args...)
 		if err != nil {
 			return nil, err
 		}
@@ -179,7 +209,7 @@ func (s *Server) startAPIServer(ctx context.Context, opts Options, pki pkiFiles,
 
 // retryPorts runs start, which picks free ports and starts a process; if the process died
 // because another one took a port in the meantime, it tries again with new ports.
-func retryPorts(ctx context.Context, start func() (*process, error)) error {
+func retryPorts(ctx context.Context, fixedPort bool, start func() (*process, error)) error {
 	for attempt := 1; ; attempt++ {
 		p, err := start()
 		if err == nil {
@@ -188,7 +218,7 @@ func retryPorts(ctx context.Context, start func() (*process, error)) error {
 		if p == nil || !p.exited() {
 			return err
 		}
-		if !p.portInUse() || attempt == 3 || ctx.Err() != nil {
+		if !p.portInUse() || attempt == 3 || ctx.Err() != nil || fixedPort {
 			return p.failure()
 		}
 	}
@@ -270,7 +300,7 @@ func (s *Server) PIDs() (apiserver, etcd int) {
 		if p == nil || p.exited() {
 			return 0
 		}
-		return p.cmd.Process.Pid
+		return p.ref.PID
 	}
 	return pid(s.apiserver), pid(s.etcd)
 }

@@ -1,5 +1,7 @@
 // Package proc starts the lab's long-running children (etcd, kube-apiserver,
-// Traefik) so that they die with the process that started them, and only then.
+// Traefik) so that they die with the process that started them, and only then
+// — or, for `mno lab`, so that they outlive it (StartDetached), to be stopped
+// later by Ref, from any process.
 //
 // Linux's parent-death signal fires when the OS *thread* that forked the
 // child exits, not the process. Go terminates a thread whose goroutine exits

@@ -1,0 +1,43 @@
+package lab
+
+import (
+	_ "embed"
+	"errors"
+	"strings"
+
+	"github.com/mno-sh/mno/engine/starkit"
+	"github.com/mno-sh/mno/lab/hosts"
+)
+
+var (
+	//go:embed scripts/docker.sh
+	dockerScript string
+	//go:embed scripts/apt-get.sh
+	aptScript string
+	//go:embed scripts/curl.sh
+	curlScript string
+	//go:embed scripts/install-k3s.sh
+	installScript string
+)
+
+// setShims gives every node the lab's answers: tailscale knows the node's
+// address, apt-get "installs" docker, docker runs Traefik, and on workers the
+// k3s installer installs the agent stand-in.
+func (c *Cluster) setShims() error {
+	hl := c.hosts
+	docker := strings.ReplaceAll(dockerScript, "@TRAEFIK@", starkit.ShellQuote(c.Traefik))
+	installer := strings.ReplaceAll(installScript, "@MNO@", starkit.ShellQuote(c.Exe))
+	curl := strings.ReplaceAll(curlScript, "@INSTALLER@", strings.TrimRight(installer, "\n"))
+	var errs []error
+	errs = append(errs,
+		hl.SetShim("apt-get", hosts.ShimResponse{Script: aptScript}),
+		hl.SetShim("docker", hosts.ShimResponse{Script: docker}),
+	)
+	for _, h := range hl.Hosts() {
+		errs = append(errs, h.SetShim("tailscale ip -4", hosts.ShimResponse{Stdout: h.Addr + "\n"}))
+		if strings.HasPrefix(h.Name, KindWorker+"-") {
+			errs = append(errs, h.SetShim("curl", hosts.ShimResponse{Script: curl}))
+		}
+	}
+	return errors.Join(errs...)
+}
