@@ -109,3 +109,56 @@ func position(src, s string) (int, int) {
 	before := src[:i]
 	return strings.Count(before, "\n") + 1, i - strings.LastIndex(before, "\n")
 }
+
+// TestScenarioReuse: `mno test --reuse` runs every scenario in one named lab
+// and leaves it up; between scenarios the ConfigMaps are reset (what one
+// scenario registered is gone for the next) and the nodes are not (a file
+// one scenario wrote on a node is still there).
+func TestScenarioReuse(t *testing.T) {
+	requireLab(t)
+	ws := t.TempDir()
+	for name, src := range map[string]string{
+		"a_test.star": `
+vps = lab.node("vps-1")
+PLAYBOOKS = []
+
+def test_mark_cluster_and_node():
+    kube.configmap.update("service-registry", lambda d: dict(d, marker = "from a"))
+    h = ssh.connect(vps.addr, user = lab.user, host_key = vps.host_key)
+    h.put("/srv/marker", "from a\n", sudo = True)
+`,
+		"b_test.star": `
+vps = lab.node("vps-1")
+PLAYBOOKS = []
+
+def test_cluster_reset_node_kept():
+    assert.true("marker" not in kube.configmap.get("service-registry"), "the ConfigMaps were reset")
+    h = ssh.connect(vps.addr, user = lab.user, host_key = vps.host_key)
+    assert.eq(h.get("/srv/marker"), "from a\n")
+`,
+	} {
+		if err := os.MkdirAll(filepath.Join(ws, "playbooks"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(ws, "playbooks", name), []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	name := randomName("reuse-")
+	t.Cleanup(func() { mnoRun(t, ws, "", nil, "lab", "down", "--name", name) })
+	stdout, stderr, code := mnoRun(t, ws, "", nil, "test", "--reuse", "--name", name, "--workers", "0", "--laptops", "0")
+	if code != 0 {
+		t.Fatalf("mno test --reuse: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	if !strings.Contains(stdout, "ok: 2 scenario(s) passed") {
+		t.Errorf("mno test --reuse did not pass both scenarios:\n%s", stdout)
+	}
+	if _, stderr, code := mnoRun(t, ws, "", nil, "lab", "status", "--name", name); code != 0 {
+		t.Errorf("the reused lab %s is not up after mno test: exit %d\n%s", name, code, stderr)
+	}
+	// Without --reuse, each scenario gets a fresh lab: b sees no marker file.
+	stdout, _, code = mnoRun(t, ws, "", nil, "test", "--workers", "0", "--laptops", "0")
+	if code != 1 || !regexp.MustCompile(`(?m)^FAIL +playbooks/b_test\.star`).MatchString(stdout) {
+		t.Errorf("fresh labs per scenario: exit %d, want b_test to fail (no marker on a fresh node):\n%s", code, stdout)
+	}
+}
