@@ -36,7 +36,8 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 
 // GoBuild runs `go build -trimpath -o out args...` in dir with cgo off, building to a
 // temporary name and renaming it into place so that a reader never sees half a binary. It
-// prints what it runs and, every 30s, that it is still building.
+// prints what it runs and, every 30s, how far it got: the packages compiled so far of those
+// the binary needs.
 func GoBuild(ctx context.Context, dir, out string, progress io.Writer, args ...string) error {
 	name := filepath.Base(out)
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
@@ -46,9 +47,17 @@ func GoBuild(ctx context.Context, dir, out string, progress io.Writer, args ...s
 	defer os.Remove(tmp)
 	fmt.Fprintf(progress, "building %s (a cold build takes several minutes)\n", name)
 	start := time.Now()
-	stop := ticker(progress, name, start)
-	err := goRun(ctx, dir, progress, append([]string{"build", "-trimpath", "-o", tmp}, args...)...)
+	// How many packages there are: a few seconds next to a build of minutes. Without
+	// it the progress lines give only the count compiled.
+	total := 0
+	if list, err := GoOutput(ctx, dir, append([]string{"list", "-deps"}, args...)...); err == nil {
+		total = bytes.Count(list, []byte("\n"))
+	}
+	counter := &packageCounter{out: progress}
+	stop := ticker(progress, name, start, counter, total)
+	err := goRun(ctx, dir, counter, append([]string{"build", "-v", "-trimpath", "-o", tmp}, args...)...)
 	stop()
+	counter.flush()
 	if ctx.Err() != nil {
 		err = ctx.Err() // "signal: killed" would hide that we were interrupted
 	}
@@ -58,12 +67,60 @@ func GoBuild(ctx context.Context, dir, out string, progress io.Writer, args ...s
 	if err := os.Rename(tmp, out); err != nil {
 		return err
 	}
-	fmt.Fprintf(progress, "built %s in %s\n", out, time.Since(start).Round(time.Second))
+	fmt.Fprintf(progress, "built %s in %s (%d packages compiled)\n", out, time.Since(start).Round(time.Second), counter.count())
 	return nil
 }
 
+// packageCounter takes the output of `go build -v`: it counts the lines naming a package
+// as it is compiled and passes every other line (downloads, errors) on to out.
+type packageCounter struct {
+	mu      sync.Mutex
+	out     io.Writer
+	n       int
+	partial []byte
+}
+
+func (c *packageCounter) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.partial = append(c.partial, p...)
+	for {
+		i := bytes.IndexByte(c.partial, '\n')
+		if i < 0 {
+			return len(p), nil
+		}
+		line := c.partial[:i+1]
+		if isPackageLine(line[:i]) {
+			c.n++
+		} else if _, err := c.out.Write(line); err != nil {
+			return len(p), err
+		}
+		c.partial = c.partial[i+1:]
+	}
+}
+
+// isPackageLine: an import path alone on its line, as `go build -v` prints them.
+func isPackageLine(line []byte) bool {
+	return len(line) > 0 && line[0] != '#' && !bytes.ContainsAny(line, " \t:")
+}
+
+func (c *packageCounter) flush() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.partial) > 0 {
+		c.out.Write(append(c.partial, '\n'))
+		c.partial = nil
+	}
+}
+
+func (c *packageCounter) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n
+}
+
 // ticker prints a line every 30s so that a long build does not look hung.
-func ticker(w io.Writer, name string, start time.Time) (stop func()) {
+func ticker(w io.Writer, name string, start time.Time, c *packageCounter, total int) (stop func()) {
 	done := make(chan struct{})
 	go func() {
 		t := time.NewTicker(30 * time.Second)
@@ -73,7 +130,13 @@ func ticker(w io.Writer, name string, start time.Time) (stop func()) {
 			case <-done:
 				return
 			case <-t.C:
-				fmt.Fprintf(w, "still building %s (%s)\n", name, time.Since(start).Round(time.Second))
+				n := c.count()
+				of := ""
+				if total > 0 {
+					// Packages found in the build cache are not compiled (nor printed).
+					of = fmt.Sprintf(" of at most %d", total)
+				}
+				fmt.Fprintf(w, "still building %s (%s, %d packages compiled%s)\n", name, time.Since(start).Round(time.Second), n, of)
 			}
 		}
 	}()

@@ -99,7 +99,7 @@ func TestGoBuild(t *testing.T) {
 	if got, err := exec.Command(out).CombinedOutput(); err != nil || string(got) != "hello from the cache\n" {
 		t.Errorf("built binary says %q, %v", got, err)
 	}
-	for _, want := range []string{"building hello-v1", "+ (cd " + src + " && go build -trimpath -o ", "built " + out + " in "} {
+	for _, want := range []string{"building hello-v1", "+ (cd " + src + " && go build -v -trimpath -o ", "built " + out + " in "} {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("progress lacks %q:\n%s", want, buf.String())
 		}
@@ -150,5 +150,29 @@ func TestFillBuildsOnce(t *testing.T) {
 	var progress bytes.Buffer
 	if err := Fill(t.Context(), filepath.Join(dir, "src", "tool-v1.lock"), &progress, present, build); err != nil || builds.Load() != 1 || progress.Len() > 0 {
 		t.Errorf("Fill with the binary present: %v, %d builds, progress %q; want nothing done", err, builds.Load(), progress.String())
+	}
+}
+
+// TestPackageCounter: the names `go build -v` prints count as compiled packages and are not
+// passed on; every other line (downloads, compiler errors), split across writes or not, is.
+func TestPackageCounter(t *testing.T) {
+	var out bytes.Buffer
+	c := &packageCounter{out: &out}
+	for _, chunk := range []string{
+		"go: downloading k8s.io/api v0.37.2\nk8s.io/api/core",
+		"/v1\ngithub.com/pkg/sftp\n# example.com/broken\n",
+		"broken/x.go:3:2: undefined: y\nlast-without-newline",
+	} {
+		if n, err := c.Write([]byte(chunk)); n != len(chunk) || err != nil {
+			t.Fatalf("Write(%q) = %d, %v", chunk, n, err)
+		}
+	}
+	c.flush()
+	if c.count() != 2 {
+		t.Errorf("counted %d packages, want 2 (k8s.io/api/core/v1, github.com/pkg/sftp); passed on %q", c.count(), out.String())
+	}
+	want := "go: downloading k8s.io/api v0.37.2\n# example.com/broken\nbroken/x.go:3:2: undefined: y\nlast-without-newline\n"
+	if out.String() != want {
+		t.Errorf("passed on %q, want %q", out.String(), want)
 	}
 }
