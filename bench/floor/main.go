@@ -135,35 +135,31 @@ func converge(h Host, signer xssh.Signer, quickAck bool) (string, error) {
 	c := xssh.NewClient(cc, chans, reqs)
 	defer c.Close()
 
-	var fs remoteFS
+	want := func(old []byte) []byte {
+		if h.Content != nil {
+			return []byte(*h.Content)
+		}
+		return []byte(withBlock(string(old), h.Block, h.BlockBegin, h.BlockEnd))
+	}
+	tmp := path.Join(h.TmpDir, "."+path.Base(h.Path)+".floor.tmp")
+	var changed bool
 	if h.User == "root" {
 		cl, err := sftp.NewClient(c)
 		if err != nil {
 			return "", err
 		}
 		defer cl.Close()
-		fs = sftpFS{cl}
-	} else {
-		fs = sudoFS{c}
-	}
-	old, err := fs.read(h.Path)
-	if err != nil {
+		changed, err = sftpConverge(cl, h.Path, tmp, h.Mode, want)
+		if err != nil {
+			return "", err
+		}
+	} else if changed, err = sudoConverge(c, h.Path, tmp, h.Mode, want); err != nil {
 		return "", err
 	}
-	var want []byte
-	if h.Content != nil {
-		want = []byte(*h.Content)
-	} else {
-		want = []byte(withBlock(string(old), h.Block, h.BlockBegin, h.BlockEnd))
+	if changed {
+		return "changed", nil
 	}
-	if old != nil && bytes.Equal(old, want) {
-		return "", nil
-	}
-	tmp := path.Join(h.TmpDir, "."+path.Base(h.Path)+".floor.tmp")
-	if err := fs.write(h.Path, tmp, want, h.Mode); err != nil {
-		return "", err
-	}
-	return "changed", nil
+	return "", nil
 }
 
 // withBlock drops the block between begin and end from text, trims trailing
@@ -193,76 +189,101 @@ func withBlock(text, block, begin, end string) string {
 	return s + block
 }
 
-// remoteFS reads and writes one file on a host.
-type remoteFS interface {
-	read(p string) ([]byte, error) // nil, nil when missing
-	write(p, tmp string, data []byte, mode uint32) error
-}
-
-type sftpFS struct{ cl *sftp.Client }
-
-func (f sftpFS) read(p string) ([]byte, error) {
-	r, err := f.cl.Open(p)
-	if os.IsNotExist(err) {
-		return nil, nil
+// sftpConverge reads p and, when it differs from want(old), writes it
+// through tmp: mode, rename.
+func sftpConverge(cl *sftp.Client, p, tmp string, mode uint32, want func([]byte) []byte) (bool, error) {
+	var old []byte
+	r, err := cl.Open(p)
+	switch {
+	case os.IsNotExist(err):
+	case err != nil:
+		return false, err
+	default:
+		old, err = io.ReadAll(r)
+		r.Close()
+		if err != nil {
+			return false, err
+		}
 	}
-	if err != nil {
-		return nil, err
+	data := want(old)
+	if old != nil && bytes.Equal(old, data) {
+		return false, nil
 	}
-	defer r.Close()
-	return io.ReadAll(r)
-}
-
-func (f sftpFS) write(p, tmp string, data []byte, mode uint32) error {
-	w, err := f.cl.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC)
+	w, err := cl.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if _, err := w.Write(data); err != nil {
 		w.Close()
-		return err
+		return false, err
 	}
 	if err := w.Chmod(os.FileMode(mode)); err != nil {
 		w.Close()
-		return err
+		return false, err
 	}
 	if err := w.Close(); err != nil {
-		return err
+		return false, err
 	}
-	return f.cl.PosixRename(tmp, p)
+	return true, cl.PosixRename(tmp, p)
 }
 
-type sudoFS struct{ c *xssh.Client }
+// sudoScript prints $1 (as root), then a newline and the marker $2, and
+// waits on stdin: EOF writes nothing; a first line "w" writes the rest of
+// stdin to $1 through $3 with mode $4. One sudo per host, read and write.
+const sudoScript = `cat -- "$1" 2>/dev/null
+printf '\n%s\n' "$2"
+IFS= read -r w || exit 0
+[ "$w" = w ] || exit 0
+umask 077 && cat > "$3" && chmod "$4" "$3" && mv -f "$3" "$1"`
 
-func (f sudoFS) run(cmd string, stdin []byte) ([]byte, error) {
-	s, err := f.c.NewSession()
+// sudoConverge is sftpConverge as root on one exec of sudoScript.
+func sudoConverge(c *xssh.Client, p, tmp string, mode uint32, want func([]byte) []byte) (bool, error) {
+	s, err := c.NewSession()
 	if err != nil {
-		return nil, err
+		return false, err
 	}
 	defer s.Close()
-	var out, errb bytes.Buffer
-	s.Stdout, s.Stderr = &out, &errb
-	if stdin != nil {
-		s.Stdin = bytes.NewReader(stdin)
-	}
-	if err := s.Run(cmd); err != nil {
-		return out.Bytes(), fmt.Errorf("%s: %v: %s", cmd, err, strings.TrimSpace(errb.String()))
-	}
-	return out.Bytes(), nil
-}
-
-func (f sudoFS) read(p string) ([]byte, error) {
-	out, err := f.run("sudo -n cat -- "+quote(p)+" 2>/dev/null || [ ! -e "+quote(p)+" ]", nil)
+	var errb bytes.Buffer
+	s.Stderr = &errb
+	stdout, err := s.StdoutPipe()
 	if err != nil {
-		return nil, err
+		return false, err
 	}
-	return out, nil
-}
-
-func (f sudoFS) write(p, tmp string, data []byte, mode uint32) error {
-	script := fmt.Sprintf("umask 077 && cat > %s && chmod %o %s && mv -f %s %s", quote(tmp), mode, quote(tmp), quote(tmp), quote(p))
-	_, err := f.run("sudo -n sh -c "+quote(script), data)
-	return err
+	stdin, err := s.StdinPipe()
+	if err != nil {
+		return false, err
+	}
+	marker := fmt.Sprintf("floor-end-%d", time.Now().UnixNano())
+	cmd := "sudo -n sh -c " + quote(sudoScript) + " sh " + quote(p) + " " + quote(marker) + " " + quote(tmp) + " " + fmt.Sprintf("%o", mode)
+	if err := s.Start(cmd); err != nil {
+		return false, err
+	}
+	end := []byte("\n" + marker + "\n")
+	var buf bytes.Buffer
+	chunk := make([]byte, 32<<10)
+	for !bytes.HasSuffix(buf.Bytes(), end) {
+		n, err := stdout.Read(chunk)
+		buf.Write(chunk[:n])
+		if err != nil {
+			break
+		}
+	}
+	if !bytes.HasSuffix(buf.Bytes(), end) {
+		s.Wait()
+		return false, fmt.Errorf("sudo sh: no marker: %s", strings.TrimSpace(errb.String()))
+	}
+	old := buf.Bytes()[:buf.Len()-len(end)]
+	data := want(old)
+	changed := !bytes.Equal(old, data)
+	if changed {
+		stdin.Write([]byte("w\n"))
+		stdin.Write(data)
+	}
+	stdin.Close()
+	if err := s.Wait(); err != nil {
+		return false, fmt.Errorf("sudo sh: %v: %s", err, strings.TrimSpace(errb.String()))
+	}
+	return changed, nil
 }
 
 func quote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }

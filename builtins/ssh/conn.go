@@ -18,8 +18,12 @@ import (
 )
 
 // maxSessions bounds the sessions open at once on one connection: sshd
-// refuses more than MaxSessions (10 by default), and SFTP holds one.
-const maxSessions = 8
+// refuses more than MaxSessions (10 by default), SFTP holds one, and one more
+// may be a parked sudo put/edit shell (maxParked, see conn.park).
+const (
+	maxSessions = 8
+	maxParked   = 1
+)
 
 // keepaliveMisses unanswered keepalives drop a connection.
 const keepaliveMisses = 3
@@ -33,6 +37,7 @@ type conn struct {
 	jump    *conn
 
 	sessions chan struct{}
+	parked   chan struct{} // slots of shells parked between probe and write
 	done     chan struct{} // closed once the connection is gone
 	mu       sync.Mutex
 	reason   error // why it is gone
@@ -141,6 +146,7 @@ func dial(ctx context.Context, runCtx context.Context, spec dialSpec) (c *conn, 
 		hostKey:  presented,
 		jump:     spec.jump,
 		sessions: make(chan struct{}, maxSessions),
+		parked:   make(chan struct{}, maxParked),
 		done:     make(chan struct{}),
 	}
 	c.stopCtx = context.AfterFunc(runCtx, func() { c.fail(errRunCancelled) })
@@ -286,6 +292,23 @@ func (c *conn) session(ctx context.Context) (*xssh.Session, func(), error) {
 	}
 	return s, func() { s.Close(); <-c.sessions }, nil
 }
+
+// park moves an open session from its slot to a parked one, if one is free:
+// a parked session (a sudo put or edit's shell waiting, between its probe and
+// its write, while Starlark code such as edit's fn runs) never holds a slot
+// that other operations wait for, so it cannot deadlock them. The session's
+// release must then call unpark instead of freeing its slot.
+func (c *conn) park() bool {
+	select {
+	case c.parked <- struct{}{}:
+		<-c.sessions
+		return true
+	default:
+		return false
+	}
+}
+
+func (c *conn) unpark() { <-c.parked }
 
 // sftpClient returns the connection's SFTP client, started on first use.
 func (c *conn) sftpClient() (*sftp.Client, error) {

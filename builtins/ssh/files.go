@@ -52,14 +52,6 @@ func describePath(p string, sudo bool) string {
 	return p
 }
 
-// probeFile reads p's state for a comparison (following symlinks).
-func (h *host) probeFile(ctx context.Context, p string, sudo bool, limit, sumSize int64) (probe, error) {
-	if sudo {
-		return h.shellProbe(ctx, p, limit, sumSize, true)
-	}
-	return h.sftpProbe(ctx, p, limit, sumSize)
-}
-
 // statPath stats p with owner and group names; nil when missing.
 func (h *host) statPath(ctx context.Context, p string, sudo, follow bool) (*fileInfo, error) {
 	if sudo {
@@ -93,11 +85,20 @@ func (h *host) writeFile(thread *starlark.Thread, b *starlark.Builtin, kind, p s
 	var pr probe
 	var w *writeSpec
 	var ch journal.Change
+	// With sudo, the probe's root shell stays open for the write (one sudo
+	// per changed file, not two); it ends here unless it wrote.
+	var ed *shellEdit
+	defer func() { ed.close() }()
 	out, err := h.do(thread, journal.Op{
 		Kind: kind, Desc: describePath(p, sudo), Write: true,
 		Check: func(ctx context.Context) (journal.Change, error) {
 			var err error
-			if pr, err = h.probeFile(ctx, p, sudo, limit, sumSize); err != nil {
+			if sudo {
+				ed, pr, err = h.shellEditProbe(ctx, p, limit, sumSize)
+			} else {
+				pr, err = h.sftpProbe(ctx, p, limit, sumSize)
+			}
+			if err != nil {
 				return journal.Change{}, err
 			}
 			if pr.info != nil && !pr.info.isRegular {
@@ -115,7 +116,7 @@ func (h *host) writeFile(thread *starlark.Thread, b *starlark.Builtin, kind, p s
 			}
 			var err error
 			if sudo {
-				err = h.shellWrite(ctx, p, pr.info, w)
+				err = ed.write(ctx, p, pr.info, w)
 			} else {
 				err = h.sftpWrite(ctx, p, &pr, w)
 			}

@@ -3,16 +3,21 @@ package ssh
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
+
+	xssh "golang.org/x/crypto/ssh"
 
 	"github.com/mno-sh/mno/engine/starkit"
 )
 
 // The sudo=True side of the file operations: each is one POSIX sh script run
 // as root with `sudo -n`, its arguments quoted after it and file content on
-// its stdin, never on a command line.
+// its stdin, never on a command line. put and edit probe and write on one
+// exec (editScript), so a changed file costs one sudo.
 
 // probeScript prints "missing" (with "dir" or "nodir": whether the parent
 // directory exists), or "ok" and a stat line, then the content of a regular
@@ -36,45 +41,78 @@ if [ $(( 0x${s%% *} & 61440 )) -eq 32768 ]; then
   if [ "$n" -eq "$4" ]; then sha256sum < "$p"; fi
 fi`
 
-// writeScript replaces $1 atomically with its stdin ($5 bytes), mode $2,
-// owner $3 and group $4 ("" keeps the replaced file's): temporary file
-// (suffix $6) in a staging directory on the same filesystem next to the
-// target's directory, length check (a cut connection ends stdin early),
-// fsync, rename. $7, when set, is the umask that creates the file with mode
-// $2 (no chmod then). Owner 0:0 needs no chown: root creates the file (unless
-// the staging directory is setgid). Shell builtins stand in for dirname and
-// friends: every process costs a fork on the host.
-const writeScript = `set -e
-p=$1 m=$2 o=$3 g=$4 n=$5
-if [ -L "$p" ]; then p=$(readlink -f -- "$p"); fi
+// editScript is probeScript (following symlinks; $2 and $3 are its limit and
+// sum size) and then, on the same exec — one sudo, one root shell — the
+// write, when the client asks for it. After the probe's output it prints a
+// newline and the marker $4, and waits on stdin: EOF (or any first line but
+// "write") ends it without writing; "write" is followed by one line each for
+// the mode, owner and group ("": keep the replaced file's), byte count,
+// temporary-file suffix and umask (set: it creates the file with the mode,
+// so no chmod), then the content.
+//
+// The write replaces $1 atomically: temporary file in a staging directory on
+// the same filesystem next to the target's directory, length check (a cut
+// connection ends stdin early), fsync, rename. Owner 0:0 needs no chown: root
+// creates the file (unless the staging directory is setgid). Shell builtins
+// stand in for dirname and friends, the probe's stat also tells whether the
+// target's directory and its parent are one filesystem, and dd writes and
+// fsyncs the temporary file: every process costs a fork on the host.
+const editScript = `p=$1 lim=$2 sum=$3 end=$4
 d=${p%/*}; d=${d:-/}
-[ -d "$d" ] || { echo "mno: directory $d does not exist" >&2; exit 3; }
 u=${d%/*}; u=${u:-/}
+same=
+if [ -e "$p" ]; then
+  s=$(stat -L -c '%f %s %u %g %U %G %Y %d' -- "$p" "$d" "$u") || exit 1
+  set -f; set -- $s; set +f
+  [ $# = 24 ] || { echo "mno: unexpected stat output: $s" >&2; exit 1; }
+  echo "ok $1 $2 $3 $4 $5 $6 $7"
+  if [ "${16}" = "${24}" ]; then same=1; else same=0; fi
+  if [ $(( 0x$1 & 61440 )) -eq 32768 ]; then
+    if [ "$2" -le "$lim" ]; then cat -- "$p" || exit 1
+    elif [ "$2" -eq "$sum" ]; then sha256sum < "$p" || exit 1
+    fi
+  fi
+elif [ -d "$d" ]; then echo "missing dir"
+else echo "missing nodir"
+fi
+printf '\n%s\n' "$end"
+IFS= read -r w || exit 0
+[ "$w" = write ] || exit 0
+set -e
+IFS= read -r m; IFS= read -r o; IFS= read -r g; IFS= read -r n; IFS= read -r x; IFS= read -r um
+if [ -L "$p" ]; then
+  p=$(readlink -f -- "$p"); same=
+  d=${p%/*}; d=${d:-/}
+  u=${d%/*}; u=${u:-/}
+fi
+[ -d "$d" ] || { echo "mno: directory $d does not exist" >&2; exit 3; }
 s=${d%/}/.mno-staging
 if [ "$d" != / ]; then
-  set -- "$@" $(stat -c %d -- "$u" "$d")
-  if [ "$8" = "$9" ]; then s=${u%/}/.mno-staging; fi
+  if [ -z "$same" ]; then
+    set -- $(stat -c %d -- "$u" "$d")
+    if [ "$1" = "$2" ]; then same=1; fi
+  fi
+  if [ "$same" = 1 ]; then s=${u%/}/.mno-staging; fi
 fi
 [ -d "$s" ] || mkdir -m 700 -- "$s" 2>/dev/null || [ -d "$s" ]
-t=$s/${p##*/}.$6.tmp
-if [ -n "$7" ]; then umask "$7"; else umask 077; fi
+t=$s/${p##*/}.$x.tmp
+if [ -n "$um" ]; then umask "$um"; else umask 077; fi
 trap 'rm -f -- "$t"' EXIT
-set -C
-cat > "$t"
-set +C
+dd of="$t" bs=1M conv=excl,fsync status=none
 k=$(stat -c %s -- "$t")
 [ "$k" = "$n" ] || { echo "mno: only $k of $n bytes arrived" >&2; exit 4; }
 if [ -e "$p" ] && { [ -z "$o" ] || [ -z "$g" ]; }; then
   set -- $(stat -c '%u %g' -- "$p")
   o=${o:-$1} g=${g:-$2}
 fi
+a=
 if [ "$o:$g" = 0:0 ] && [ ! -g "$s" ]; then :
-elif [ -n "$o" ] && [ -n "$g" ]; then chown -- "$o:$g" "$t"
-elif [ -n "$o" ]; then chown -- "$o" "$t"
-elif [ -n "$g" ]; then chgrp -- "$g" "$t"
+elif [ -n "$o" ] && [ -n "$g" ]; then chown -- "$o:$g" "$t"; a=1
+elif [ -n "$o" ]; then chown -- "$o" "$t"; a=1
+elif [ -n "$g" ]; then chgrp -- "$g" "$t"; a=1
 fi
-if [ -z "$7" ]; then chmod -- "$m" "$t"; fi
-sync -- "$t"
+if [ -z "$um" ]; then chmod -- "$m" "$t"; a=1; fi
+if [ -n "$a" ]; then sync -- "$t"; fi
 mv -f -- "$t" "$p"
 trap - EXIT
 if [ "$s" = "${d%/}/.mno-staging" ]; then rmdir -- "$s" 2>/dev/null || :; fi`
@@ -130,7 +168,13 @@ func (h *host) shellProbe(ctx context.Context, p string, limit, sumSize int64, f
 	if out.code != 0 {
 		return probe{}, scriptErr("stat "+p, out)
 	}
-	head, rest, _ := bytes.Cut(out.stdout, []byte("\n"))
+	return parseProbe(p, out.stdout, limit)
+}
+
+// parseProbe reads probeScript's output: "missing dir|nodir", or the stat
+// line and then the content or SHA-256.
+func parseProbe(p string, stdout []byte, limit int64) (probe, error) {
+	head, rest, _ := bytes.Cut(stdout, []byte("\n"))
 	if m, ok := strings.CutPrefix(string(head), "missing"); ok {
 		m = strings.TrimSpace(m)
 		return probe{dirKnown: m != "", dirExists: m == "dir"}, nil
@@ -144,7 +188,7 @@ func (h *host) shellProbe(ctx context.Context, p string, limit, sumSize int64, f
 		switch {
 		case info.size <= limit:
 			pr.content, pr.full = rest, true
-		case info.size == sumSize:
+		default:
 			pr.sum, _, _ = strings.Cut(strings.TrimSpace(string(rest)), " ")
 		}
 	}
@@ -182,11 +226,157 @@ func parseStat(line string) (*fileInfo, error) {
 	return info, nil
 }
 
-// shellWrite is sftpWrite as root: one exec, content on stdin. old is the
-// probed file (nil: missing), whose owner and group a write keeps unless w
-// names others; passing them spares the script a stat.
-func (h *host) shellWrite(ctx context.Context, p string, old *fileInfo, w *writeSpec) error {
+// shellEdit is an open editScript exec: the probe has been read, and the
+// root shell waits for write or close. Between the two it is parked (see
+// conn.park) when the connection has a parked slot free; otherwise it ends
+// after the probe and write starts a fresh one.
+type shellEdit struct {
+	h       *host
+	s       *xssh.Session
+	release func()
+	stdin   io.WriteCloser
+	stderr  bytes.Buffer // written by the session until Wait returns
+	stop    func() bool  // of the context.AfterFunc that kills it
+	over    bool         // waited for, or handed to close
+}
+
+// shellEditProbe is shellProbe (following symlinks) that keeps the root
+// shell for the write when it can: then a changed file costs one sudo
+// instead of two. The caller must close the returned shellEdit (unless it
+// wrote).
+func (h *host) shellEditProbe(ctx context.Context, p string, limit, sumSize int64) (*shellEdit, probe, error) {
+	e, pr, err := h.startEdit(ctx, p, limit, sumSize)
+	if err != nil {
+		return nil, probe{}, err
+	}
+	if h.c.park() {
+		s := e.s
+		e.release = func() { s.Close(); h.c.unpark() }
+	} else {
+		e.close()
+	}
+	return e, pr, nil
+}
+
+// startEdit starts editScript and reads its probe.
+func (h *host) startEdit(ctx context.Context, p string, limit, sumSize int64) (*shellEdit, probe, error) {
+	marker := "mno-probe-end-" + randomSuffix() + randomSuffix()
+	line, _, err := remoteCmd{argv: []string{"/bin/sh", "-c", editScript, "sh", p,
+		strconv.FormatInt(limit, 10), strconv.FormatInt(sumSize, 10), marker}, sudo: true}.build()
+	if err != nil {
+		return nil, probe{}, err
+	}
+	s, release, err := h.c.session(ctx)
+	if err != nil {
+		return nil, probe{}, err
+	}
+	e := &shellEdit{h: h, s: s, release: release}
+	s.Stderr = &e.stderr
+	stdout, err := s.StdoutPipe()
+	if err == nil {
+		e.stdin, err = s.StdinPipe()
+	}
+	if err == nil {
+		err = s.Start(line)
+	}
+	if err != nil {
+		release()
+		return nil, probe{}, h.c.opErr(err)
+	}
+	e.stop = context.AfterFunc(ctx, func() {
+		s.Signal(xssh.SIGKILL)
+		s.Close()
+	})
+	// Read up to the marker, after which the shell waits on stdin.
+	end := []byte("\n" + marker + "\n")
+	var buf bytes.Buffer
+	chunk := make([]byte, 32<<10)
+	complete := false
+	for {
+		n, rerr := stdout.Read(chunk)
+		buf.Write(chunk[:n])
+		if bytes.HasSuffix(buf.Bytes(), end) {
+			complete = true
+			break
+		}
+		if rerr != nil {
+			break
+		}
+	}
+	if !complete {
+		out, err := e.wait(ctx)
+		if err != nil {
+			return nil, probe{}, err
+		}
+		if err := sudoRefusal(h.user, h.name, out.stderr); err != nil {
+			return nil, probe{}, err
+		}
+		if out.code == 0 {
+			out.code = -1
+		}
+		return nil, probe{}, scriptErr("stat "+p, out)
+	}
+	pr, err := parseProbe(p, buf.Bytes()[:buf.Len()-len(end)], limit)
+	if err != nil {
+		e.close()
+		return nil, probe{}, err
+	}
+	return e, pr, nil
+}
+
+// wait waits for the script's exit.
+func (e *shellEdit) wait(ctx context.Context) (execOut, error) {
+	e.over = true
+	defer e.release()
+	err := e.s.Wait()
+	stopped := !e.stop()
+	out := execOut{stderr: e.stderr.Bytes()}
+	var ee *xssh.ExitError
+	switch {
+	case stopped && ctx.Err() != nil:
+		return out, fmt.Errorf("command cancelled: %v", context.Cause(ctx))
+	case err == nil:
+	case errors.As(err, &ee):
+		out.code = ee.ExitStatus()
+	default:
+		return out, e.h.c.opErr(fmt.Errorf("remote command: %w", err))
+	}
+	return out, nil
+}
+
+// close ends the shell without writing; it exits at EOF on its own, so
+// nothing waits for it.
+func (e *shellEdit) close() {
+	if e == nil || e.over {
+		return
+	}
+	e.over = true
+	e.stdin.Close()
+	go func() {
+		e.s.Wait()
+		e.stop()
+		e.release()
+	}()
+}
+
+// write is sftpWrite as root, on the probe's exec: content on stdin. old is
+// the probed file (nil: missing), whose owner and group a write keeps unless
+// w names others; passing them spares the script a stat.
+func (e *shellEdit) write(ctx context.Context, p string, old *fileInfo, w *writeSpec) error {
+	if e.over {
+		// Not parked: its shell ended after the probe. A fresh one, whose
+		// probe (no content) goes unread.
+		fresh, _, err := e.h.startEdit(ctx, p, 0, -1)
+		if err != nil {
+			return err
+		}
+		e = fresh
+	}
 	owner, group := w.owner, w.group
+	if strings.ContainsAny(owner+group, "\n") {
+		e.close()
+		return fmt.Errorf("%s: owner and group must not contain a newline", p)
+	}
 	if old != nil {
 		if owner == "" {
 			owner = strconv.Itoa(old.uid)
@@ -201,8 +391,16 @@ func (h *host) shellWrite(ctx context.Context, p string, old *fileInfo, w *write
 	if w.mode&0o7111 == 0 {
 		umask = "0" + strconv.FormatUint(uint64(0o666&^w.mode), 8)
 	}
-	out, err := h.script(ctx, true, writeScript, w.content, p, octal(w.mode), owner, group,
-		strconv.Itoa(len(w.content)), randomSuffix(), umask)
+	head := strings.Join([]string{"write", octal(w.mode), owner, group, strconv.Itoa(len(w.content)), randomSuffix(), umask}, "\n") + "\n"
+	stdin := e.stdin
+	go func() {
+		// Errors here mean the script exited without reading all of its
+		// stdin, which its exit status reports.
+		stdin.Write([]byte(head))
+		stdin.Write(w.content)
+		stdin.Close()
+	}()
+	out, err := e.wait(ctx)
 	if err != nil {
 		return err
 	}
@@ -210,6 +408,9 @@ func (h *host) shellWrite(ctx context.Context, p string, old *fileInfo, w *write
 	case out.code == 3:
 		return fmt.Errorf("%s: directory %s does not exist (create it with host.mkdir)", p, parentDir(p))
 	case out.code != 0:
+		if err := sudoRefusal(e.h.user, e.h.name, out.stderr); err != nil {
+			return err
+		}
 		return scriptErr("writing "+p, out)
 	}
 	return nil

@@ -11,6 +11,9 @@ installed=/var/lib/mno-lab/docker
 
 running() { [ -s "$pidf" ] && kill -0 "$(cat "$pidf")" 2>/dev/null; }
 
+# listening PORT (4 hex digits): a socket listens on it in this node.
+listening() { grep -qs ":$1 [0-9A-F]*:[0-9A-F]* 0A " /proc/net/tcp /proc/net/tcp6; }
+
 start() {
 	if ! grep -q 'container_name: mno-traefik' "$1" 2>/dev/null; then
 		echo "mno lab: $1 is not the mno-traefik compose project; only that one runs in the lab" >&2
@@ -18,9 +21,18 @@ start() {
 	fi
 	setsid "$traefik" --configFile=/etc/traefik/traefik.yml </dev/null >>"$log" 2>&1 &
 	echo $! >"$pidf"
-	sleep 0.2
+	# Like a container that is up, it returns once Traefik accepts connections
+	# on :443 (a listening socket in this node's /proc/net/tcp*), so that what
+	# runs next — a curl pasted from the README — does not race its start.
+	i=0
+	while running && ! listening 01BB && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
 	if ! running; then
 		echo "mno lab: traefik exited at once; the end of $log:" >&2
+		tail -n 20 "$log" >&2
+		return 1
+	fi
+	if ! listening 01BB; then
+		echo "mno lab: traefik does not listen on :443 after 10s; the end of $log:" >&2
 		tail -n 20 "$log" >&2
 		return 1
 	fi
