@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	floorspec "github.com/mno-sh/mno/bench/floor/spec"
 )
 
 // Tool is one way of doing the sync that the benchmark times.
@@ -62,33 +64,11 @@ func (f *Floor) Run() (Sample, error) {
 	return s, err
 }
 
-// FloorSpec is the floor's input (see bench/floor).
-type FloorSpec struct {
-	Identity string      `json:"identity"`
-	QuickAck bool        `json:"quick_ack"`
-	Hosts    []FloorHost `json:"hosts"`
-}
-
-// FloorHost is one host of a FloorSpec.
-type FloorHost struct {
-	Name       string  `json:"name"`
-	Addr       string  `json:"addr"`
-	User       string  `json:"user"`
-	HostKey    string  `json:"host_key"`
-	Path       string  `json:"path"`
-	Content    *string `json:"content,omitempty"`
-	Block      string  `json:"block,omitempty"`
-	BlockBegin string  `json:"block_begin,omitempty"`
-	BlockEnd   string  `json:"block_end,omitempty"`
-	Mode       uint32  `json:"mode"`
-	TmpDir     string  `json:"tmp_dir"`
-}
-
 // WriteFloorSpec writes the floor's input for nodes to file.
 func WriteFloorSpec(file, identity string, quickAck bool, nodes []Node, want *Expected) error {
-	spec := FloorSpec{Identity: identity, QuickAck: quickAck}
+	spec := floorspec.Spec{Identity: identity, QuickAck: quickAck}
 	for _, n := range nodes {
-		h := FloorHost{Name: n.Name, Addr: n.Host.Endpoint(), User: n.User, HostKey: n.HostKey, Path: n.Path(), Mode: 0o644}
+		h := floorspec.Host{Name: n.Name, Addr: n.Host.Endpoint(), User: n.User, HostKey: n.HostKey, Path: n.Path(), Mode: 0o644}
 		if n.Kind == "vps" {
 			c := want.Files[n.Name]
 			h.Content, h.TmpDir = &c, RoutesTmpDir

@@ -29,35 +29,9 @@ import (
 	"github.com/pkg/sftp"
 	xssh "golang.org/x/crypto/ssh"
 	"golang.org/x/sys/unix"
+
+	floorspec "github.com/mno-sh/mno/bench/floor/spec"
 )
-
-// Spec is the input file.
-type Spec struct {
-	Identity string `json:"identity"`
-	// QuickAck re-arms TCP_QUICKACK after every read, as mno does (DESIGN §9).
-	QuickAck bool   `json:"quick_ack"`
-	Hosts    []Host `json:"hosts"`
-}
-
-// Host is one host and its file.
-type Host struct {
-	Name    string `json:"name"`
-	Addr    string `json:"addr"`
-	User    string `json:"user"`
-	HostKey string `json:"host_key"`
-	Path    string `json:"path"`
-	// Content is the whole file; when Block is set instead, the file keeps
-	// its other lines and gets Block (markers included) as its last lines,
-	// replacing the block that starts with BlockBegin.
-	Content    *string `json:"content,omitempty"`
-	Block      string  `json:"block,omitempty"`
-	BlockBegin string  `json:"block_begin,omitempty"`
-	BlockEnd   string  `json:"block_end,omitempty"`
-	Mode       uint32  `json:"mode"`
-	// TmpDir receives the temporary file: on the file's filesystem, not in
-	// a directory a watcher reads (Traefik's), as mno does.
-	TmpDir string `json:"tmp_dir"`
-}
 
 func main() {
 	if len(os.Args) != 2 {
@@ -68,7 +42,7 @@ func main() {
 	if err != nil {
 		fatal(err)
 	}
-	var spec Spec
+	var spec floorspec.Spec
 	if err := json.Unmarshal(data, &spec); err != nil {
 		fatal(err)
 	}
@@ -108,7 +82,7 @@ func fatal(err error) {
 }
 
 // converge makes h's file what it should be; it returns "changed" or "".
-func converge(h Host, signer xssh.Signer, quickAck bool) (string, error) {
+func converge(h floorspec.Host, signer xssh.Signer, quickAck bool) (string, error) {
 	pin, _, _, _, err := xssh.ParseAuthorizedKey([]byte(h.HostKey))
 	if err != nil {
 		return "", err

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"k8s.io/client-go/rest"
+
+	"github.com/mno-sh/mno/lab/internal/proc"
 )
 
 // Options configure [Start].
@@ -226,29 +228,7 @@ func retryPorts(ctx context.Context, fixedPort bool, start func() (*process, err
 
 // waitHTTP polls url until it answers 200, p exits or ctx ends.
 func waitHTTP(ctx context.Context, p *process, hc *http.Client, url string) error {
-	var last error
-	for {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if err != nil {
-			return err
-		}
-		resp, err := hc.Do(req)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			err = fmt.Errorf("%s: %s", url, resp.Status)
-		}
-		last = err
-		select {
-		case <-p.done:
-			return p.failure()
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for %s: %w (last: %v)", p.name, ctx.Err(), last)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	return proc.WaitHTTP(ctx, hc, url, p.name, p.done, p.failure)
 }
 
 func (s *Server) restConfig(kp keyPair) *rest.Config {

@@ -4,14 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/mno-sh/mno/lab/internal/proc"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/mno-sh/mno/lab/internal/proc"
 )
 
 // Argv is the command line that runs binary with the static configuration configFile. Traefik
@@ -97,30 +97,9 @@ func (p *Process) WaitReady(ctx context.Context, client *http.Client, url string
 	if client == nil {
 		client = &http.Client{Timeout: 5 * time.Second}
 	}
-	var last error
-	for {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if err != nil {
-			return err
-		}
-		resp, err := client.Do(req)
-		if err == nil {
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			err = fmt.Errorf("%s: %s", url, resp.Status)
-		}
-		last = err
-		select {
-		case <-p.done:
-			return fmt.Errorf("traefik exited (%v):\n%s", p.err, p.Output())
-		case <-ctx.Done():
-			return fmt.Errorf("traefik: waiting for %s: %w (last: %v)", url, ctx.Err(), last)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+	return proc.WaitHTTP(ctx, client, url, "traefik at "+url, p.done, func() error {
+		return fmt.Errorf("traefik exited (%v):\n%s", p.err, p.Output())
+	})
 }
 
 // Output returns the end of Traefik's output, when Start captured it.
