@@ -36,20 +36,17 @@ func IsScenario(name string) bool { return strings.HasSuffix(name, "_test.star")
 // Check parses and resolves files without running anything: syntax errors,
 // undefined names, missing or cyclic loads, names a load asks for that the
 // module does not define, and playbooks without main.
-func Check(root string, embedded fs.FS, files []string) []Problem {
+func Check(root string, embedded fs.FS, files []string, allowRead ...string) []Problem {
 	predeclared := Predeclared()
 	c := &checker{predeclared: predeclared, done: map[string]*checked{}}
 	var problems []Problem
 	for _, f := range files {
-		r := root
-		if r == "" {
-			start := "."
-			if strings.ContainsRune(f, '/') {
-				start = f[:strings.LastIndex(f, "/")+1]
-			}
-			r = loader.FindRoot(start)
+		r, opts, err := Workspace(root, f, allowRead)
+		if err != nil {
+			problems = append(problems, Problem{Msg: err.Error()})
+			continue
 		}
-		c.ld = loader.New(r, embedded, predeclared)
+		c.ld = loader.New(r, embedded, predeclared, opts...)
 		src, err := c.ld.ResolvePlaybook(f)
 		if err != nil {
 			problems = append(problems, Problem{Msg: err.Error()})

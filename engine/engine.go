@@ -56,8 +56,11 @@ type Options struct {
 	Timeout  time.Duration
 	MaxSteps uint64
 	Root     string // --root; "" to discover
-	Config   runctx.Config
-	Embedded fs.FS
+	// AllowRead are directories outside the workspace that load() and
+	// template.file may read (--allow-read).
+	AllowRead []string
+	Config    runctx.Config
+	Embedded  fs.FS
 	// Globals are predeclared in addition to the builtin modules (tests use
 	// them to hand scripts the addresses of their servers).
 	Globals starlark.StringDict
@@ -105,20 +108,16 @@ func NewSession(ctx context.Context, o Options) (*Session, *loader.Source, error
 	if o.Stderr == nil {
 		o.Stderr = io.Discard
 	}
-	root := o.Root
-	if root == "" {
-		start := "."
-		if strings.ContainsRune(o.Playbook, '/') || strings.HasSuffix(o.Playbook, ".star") {
-			start = filepath.Dir(o.Playbook)
-		}
-		root = loader.FindRoot(start)
+	root, opts, err := Workspace(o.Root, o.Playbook, o.AllowRead)
+	if err != nil {
+		return nil, nil, &UsageError{Msg: err.Error()}
 	}
 	red := secret.NewRedactor()
 	predeclared := Predeclared()
 	for k, v := range o.Globals {
 		predeclared[k] = v
 	}
-	ld := loader.New(root, o.Embedded, predeclared)
+	ld := loader.New(root, o.Embedded, predeclared, opts...)
 	src, err := ld.ResolvePlaybook(o.Playbook)
 	if err != nil {
 		return nil, nil, &UsageError{Msg: err.Error()}
@@ -141,7 +140,13 @@ func NewSession(ctx context.Context, o Options) (*Session, *loader.Source, error
 	cfg.Root = ld.Root()
 	id := NewRunID()
 	run := runctx.New(runCtx, id, src.Display, o.DryRun, jr, red, cfg)
-	run.ReadFile = ld.ReadFile
+	run.ReadFile = func(thread *starlark.Thread, p string) (runctx.File, error) {
+		src, private, err := ld.ReadFile(thread, p)
+		if err != nil {
+			return runctx.File{}, err
+		}
+		return runctx.File{Display: src.Display, Data: src.Data, Embedded: src.Embedded, Private: private}, nil
+	}
 	maxSteps := o.MaxSteps
 	run.SetThreadFactory(func(name string) *starlark.Thread {
 		t := &starlark.Thread{Name: name, Load: ld.Load}
@@ -157,6 +162,26 @@ func NewSession(ctx context.Context, o Options) (*Session, *loader.Source, error
 	})
 	thread, _ := run.NewThread("main")
 	return &Session{Loader: ld, Journal: jr, Run: run, Thread: thread, opts: o, cancel: cancelAll, start: time.Now()}, src, nil
+}
+
+// Workspace decides the workspace root of a run of playbook: root when given
+// (--root), else the one found above the playbook's directory (a path) or the
+// current directory (a name) — refused when it is not safe to run code from.
+// It returns the loader options that go with it.
+func Workspace(root, playbook string, allowRead []string) (string, []loader.Option, error) {
+	opts := []loader.Option{loader.AllowRead(allowRead...)}
+	if root != "" {
+		return root, opts, nil
+	}
+	start := "."
+	if strings.ContainsRune(playbook, '/') || strings.HasSuffix(playbook, ".star") {
+		start = filepath.Dir(playbook)
+	}
+	root, err := loader.DiscoverRoot(start)
+	if err != nil {
+		return "", nil, err
+	}
+	return root, append(opts, loader.Discovered()), nil
 }
 
 // Exec executes src's top level and returns its globals; a panic in a
@@ -239,6 +264,7 @@ func Run(ctx context.Context, o Options) (res Result) {
 		return finish(ExitError, err)
 	}
 	started = true
+	s.Journal.SetSources(s.Loader.Root(), s.Loader.FromDisk(), s.Loader.Note())
 	s.Journal.Start(s.Run.ID, src.Display, raw)
 	if _, err := s.Call(mainFn, starlark.Tuple{makeCtx(s.Run, src.Display, raw)}, kwargs); err != nil {
 		return finish(exitFor(s.Journal), err)

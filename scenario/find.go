@@ -55,10 +55,16 @@ func Find(target string, embedded fs.FS) ([]Scenario, error) {
 		if !engine.IsScenario(abs) {
 			return nil, fmt.Errorf("%s is not a scenario (a *_test.star file)", target)
 		}
-		root := loader.FindRoot(filepath.Dir(abs))
+		root, err := loader.DiscoverRoot(filepath.Dir(abs))
+		if err != nil {
+			return nil, err
+		}
 		return []Scenario{{Path: abs, Name: relName(root, abs), Root: root}}, nil
 	}
-	root := loader.FindRoot(abs)
+	root, err := loader.DiscoverRoot(abs)
+	if err != nil {
+		return nil, err
+	}
 	if root != abs {
 		root = "" // a directory that is not a workspace: each file finds its own
 	}
@@ -84,7 +90,9 @@ func Find(target string, embedded fs.FS) ([]Scenario, error) {
 			if !e.IsDir() && engine.IsScenario(e.Name()) {
 				r := root
 				if r == "" {
-					r = loader.FindRoot(filepath.Dir(p))
+					if r, err = loader.DiscoverRoot(filepath.Dir(p)); err != nil {
+						return err
+					}
 				}
 				out = append(out, Scenario{Path: p, Name: relName(r, p), Root: r})
 			}

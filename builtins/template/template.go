@@ -2,6 +2,7 @@ package template
 
 import (
 	"bytes"
+	"context"
 	_ "embed"
 	"encoding/json"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"go.starlark.net/starlarkstruct"
 	"gopkg.in/yaml.v3"
 
+	"github.com/mno-sh/mno/engine/journal"
 	"github.com/mno-sh/mno/engine/runctx"
 	"github.com/mno-sh/mno/engine/secret"
 	"github.com/mno-sh/mno/engine/starkit"
@@ -45,15 +47,42 @@ func render(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, k
 func file(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	var path string
 	var data starlark.Value = starlark.None
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "path", &path, "data?", &data); err != nil {
+	var isSecret bool
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "path", &path, "data?", &data, "secret?", &isSecret); err != nil {
 		return nil, err
 	}
 	run := runctx.From(thread)
-	name, content, err := run.ReadFile(thread, path)
+	var f runctx.File
+	// A read of the control plane's files: journaled like local.read, with
+	// the caller's position (shown with --verbose, always in the JSONL).
+	_, err := run.Journal.Do(run.Ctx, journal.Op{
+		Target: "local", Kind: "read", Desc: path, Pos: starkit.CallerPos(thread),
+		Apply: func(context.Context) (journal.Change, error) {
+			var err error
+			f, err = run.ReadFile(thread, path)
+			if err == nil {
+				note := "embedded"
+				if !f.Embedded {
+					note = "from disk " + f.Display
+				}
+				return journal.Change{Note: note}, nil
+			}
+			return journal.Change{}, err
+		},
+	})
 	if err != nil {
 		return nil, starkit.Errorf(b.Name(), "%v", err)
 	}
-	return execute(thread, b.Name(), name, string(content), data)
+	out, err := execute(thread, b.Name(), f.Display, string(f.Data), data)
+	if err != nil {
+		return nil, err
+	}
+	// A template read from a file others may not read is secret material,
+	// and so is whatever it renders to.
+	if s, ok := out.(starlark.String); ok && (isSecret || f.Private) {
+		return run.Secret(string(s)), nil
+	}
+	return out, nil
 }
 
 func execute(thread *starlark.Thread, fname, name, text string, data starlark.Value) (starlark.Value, error) {

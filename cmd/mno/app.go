@@ -50,11 +50,21 @@ func NewApp(in io.Reader, out, errOut io.Writer) *cli.App {
 // Flags shared by the commands that run playbooks.
 func connectionFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "root", Usage: "workspace `DIR` holding playbooks/ and roles/ (default: the nearest one above the playbook)"},
+		rootFlag(),
+		allowReadFlag(),
 		&cli.StringFlag{Name: "identity", Usage: "SSH private key `FILE` (default $MNO_IDENTITY, then $MNO_HOME/id_ed25519)", EnvVars: []string{"MNO_IDENTITY"}},
 		&cli.StringFlag{Name: "kubeconfig", Usage: "kubeconfig `FILE` (default: $KUBECONFIG, ~/.kube/config, /etc/rancher/k3s/k3s.yaml, in-cluster)"},
 		&cli.StringFlag{Name: "context", Usage: "kubeconfig context `NAME`"},
 	}
+}
+
+func rootFlag() cli.Flag {
+	return &cli.StringFlag{Name: "root", Usage: "workspace `DIR` holding playbooks/ and roles/ (default: the nearest one above the playbook " +
+		"or the current directory, used only when it and every directory above it belong to you or root and nobody else can write them)"}
+}
+
+func allowReadFlag() cli.Flag {
+	return &cli.StringSliceFlag{Name: "allow-read", Usage: "let load() and template.file read files under `DIR` outside the workspace (repeatable; listed in the run's header)"}
 }
 
 // configFrom builds the control plane configuration from flags and env.

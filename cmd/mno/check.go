@@ -16,14 +16,12 @@ func checkCommand() *cli.Command {
 		ArgsUsage: "FILE...",
 		Description: "Parses and resolves each file and everything it loads: syntax errors, undefined names,\n" +
 			"missing loads, load cycles, and playbooks without main. Nothing is executed.",
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "root", Usage: "workspace `DIR` (default: the nearest one above each file)"},
-		},
+		Flags: []cli.Flag{rootFlag(), allowReadFlag()},
 		Action: func(c *cli.Context) error {
 			if c.NArg() == 0 {
 				return cli.Exit("check: missing FILE", 1)
 			}
-			problems := engine.Check(c.String("root"), mno.Files, c.Args().Slice())
+			problems := engine.Check(c.String("root"), mno.Files, c.Args().Slice(), c.StringSlice("allow-read")...)
 			for _, p := range problems {
 				fmt.Fprintln(c.App.ErrWriter, p)
 			}

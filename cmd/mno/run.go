@@ -15,7 +15,8 @@ func runCommand() *cli.Command {
 		Usage:     "run a playbook",
 		ArgsUsage: "PLAYBOOK [key=value ...]",
 		Description: "PLAYBOOK is a path to a .star file, or the name of a playbook in the workspace's playbooks/\n" +
-			"or embedded in mno (add-vps, add-worker, add-laptop, remove-node, sync, hello).\n" +
+			"or embedded in mno (add-vps, add-worker, add-laptop, remove-node, sync, hello). A path that is not\n" +
+			"on disk (playbooks/sync.star, sync.star) is taken as the name it ends in; the header says so.\n" +
 			"Each key=value binds a parameter of the playbook's main(ctx, ...); key:=JSON passes JSON.",
 		Flags: append([]cli.Flag{
 			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "change nothing; show the exact diff of every file and ConfigMap a real run would change"},
@@ -34,19 +35,20 @@ func runCommand() *cli.Command {
 				return cli.Exit(fmt.Sprintf("run: --output must be text or json, not %q", out), 1)
 			}
 			res := engine.Run(c.Context, engine.Options{
-				Playbook: c.Args().First(),
-				Params:   c.Args().Tail(),
-				DryRun:   c.Bool("dry-run"),
-				ShowDiff: c.Bool("diff"),
-				Verbose:  c.Bool("verbose"),
-				JSON:     out == "json",
-				Timeout:  c.Duration("timeout"),
-				MaxSteps: c.Uint64("max-steps"),
-				Root:     c.String("root"),
-				Config:   configFrom(c),
-				Embedded: mno.Files,
-				Stdout:   c.App.Writer,
-				Stderr:   c.App.ErrWriter,
+				Playbook:  c.Args().First(),
+				Params:    c.Args().Tail(),
+				DryRun:    c.Bool("dry-run"),
+				ShowDiff:  c.Bool("diff"),
+				Verbose:   c.Bool("verbose"),
+				JSON:      out == "json",
+				Timeout:   c.Duration("timeout"),
+				MaxSteps:  c.Uint64("max-steps"),
+				Root:      c.String("root"),
+				AllowRead: c.StringSlice("allow-read"),
+				Config:    configFrom(c),
+				Embedded:  mno.Files,
+				Stdout:    c.App.Writer,
+				Stderr:    c.App.ErrWriter,
 			})
 			if res.Exit != 0 {
 				return exitError{res.Exit}

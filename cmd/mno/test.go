@@ -40,7 +40,11 @@ func testCommand() *cli.Command {
 			errOut := c.App.ErrWriter
 			target := c.Args().First()
 			if target == "" {
-				target = loader.FindRoot(".")
+				root, err := loader.DiscoverRoot(".")
+				if err != nil {
+					return cli.Exit("test: "+err.Error(), 1)
+				}
+				target = root
 			}
 			scenarios, err := scenario.Find(target, mno.Files)
 			if err != nil {

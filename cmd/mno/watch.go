@@ -107,15 +107,16 @@ func watchCommand() *cli.Command {
 				Metrics:       metrics,
 				Run: func(ctx context.Context) controller.RunResult {
 					res := engine.Run(ctx, engine.Options{
-						Playbook: playbook,
-						Params:   params,
-						Timeout:  c.Duration("timeout"),
-						MaxSteps: c.Uint64("max-steps"),
-						Root:     c.String("root"),
-						Config:   cfg,
-						Embedded: mno.Files,
-						Stdout:   c.App.ErrWriter,
-						Stderr:   c.App.ErrWriter,
+						Playbook:  playbook,
+						Params:    params,
+						Timeout:   c.Duration("timeout"),
+						MaxSteps:  c.Uint64("max-steps"),
+						Root:      c.String("root"),
+						AllowRead: c.StringSlice("allow-read"),
+						Config:    cfg,
+						Embedded:  mno.Files,
+						Stdout:    c.App.ErrWriter,
+						Stderr:    c.App.ErrWriter,
 					})
 					out := controller.RunResult{Exit: res.Exit, Targets: map[string]bool{}}
 					for name, counts := range res.Targets {

@@ -115,6 +115,7 @@ type Journal struct {
 	counts  map[string]*Counts
 	targets []string
 	out     *output
+	sources Sources
 }
 
 // New returns a journal writing to the outputs in opts.
@@ -244,7 +245,20 @@ func (j *Journal) Warn(pos, target, msg string) { j.out.message("warning", pos, 
 
 // Start emits the run-start event.
 func (j *Journal) Start(runID, playbook string, params map[string]string) {
-	j.out.runStart(runID, playbook, j.opts.DryRun, params)
+	j.out.runStart(runID, playbook, j.opts.DryRun, params, j.sources)
+}
+
+// Sources is what the run's header says about where its files came from.
+type Sources struct {
+	Workspace string   // the workspace root, "" for none
+	FromDisk  []string // files read from disk instead of the binary
+	Note      string   // how the playbook argument was resolved, if not literally
+}
+
+// SetSources records, for the run-start event, the workspace and the files
+// that came from disk rather than from the binary (call it before Start).
+func (j *Journal) SetSources(workspace string, fromDisk []string, note string) {
+	j.sources = Sources{Workspace: workspace, FromDisk: fromDisk, Note: note}
 }
 
 // Failed reports whether any target had a failed or unreachable effect.

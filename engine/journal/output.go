@@ -41,6 +41,10 @@ type Event struct {
 	Message    string            `json:"message,omitempty"`
 	Targets    map[string]Counts `json:"targets,omitempty"`
 	Exit       *int              `json:"exit,omitempty"`
+	// run_start: where the files came from.
+	Workspace string   `json:"workspace,omitempty"`
+	FromDisk  []string `json:"from_disk,omitempty"`
+	Resolved  string   `json:"resolved,omitempty"`
 }
 
 type output struct {
@@ -77,17 +81,28 @@ func (o *output) text(format string, args ...any) {
 	fmt.Fprintf(o.human, format, args...)
 }
 
-func (o *output) runStart(runID, playbook string, dry bool, params map[string]string) {
+func (o *output) runStart(runID, playbook string, dry bool, params map[string]string, src Sources) {
 	red := make(map[string]string, len(params))
 	for k, v := range params {
 		red[k] = o.r(v)
 	}
-	o.emit(Event{Type: "run_start", RunID: runID, Playbook: playbook, DryRun: dry, Params: red})
+	o.emit(Event{Type: "run_start", RunID: runID, Playbook: playbook, DryRun: dry, Params: red,
+		Workspace: src.Workspace, FromDisk: src.FromDisk, Resolved: src.Note})
 	mode := ""
 	if dry {
 		mode = " (dry run: nothing will be changed)"
 	}
 	o.text("RUN %s [%s]%s\n", playbook, runID, mode)
+	if src.Note != "" {
+		o.text("note: %s\n", src.Note)
+	}
+	if len(src.FromDisk) > 0 {
+		where := ""
+		if src.Workspace != "" {
+			where = " (workspace " + src.Workspace + ")"
+		}
+		o.text("from disk%s: %s; the rest from the binary\n", where, strings.Join(src.FromDisk, ", "))
+	}
 }
 
 func (o *output) effectStart(id int, op Op) {

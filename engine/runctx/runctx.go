@@ -26,6 +26,16 @@ type Config struct {
 	Getenv      func(string) string
 }
 
+// File is a file read by ReadFile.
+type File struct {
+	Display  string // name in positions and messages
+	Data     []byte
+	Embedded bool
+	// Private is set for a file on disk that others may not read (no
+	// world-read bit): its content is treated as secret material.
+	Private bool
+}
+
 // Run is the state of one playbook run shared by all its threads.
 type Run struct {
 	ID       string
@@ -36,8 +46,9 @@ type Run struct {
 	Redactor *secret.Redactor
 	Config   Config
 	// ReadFile reads a file relative to the Starlark file that is executing
-	// (template.file); set by the engine's loader.
-	ReadFile func(thread *starlark.Thread, path string) (display string, data []byte, err error)
+	// (template.file), confined to the workspace and the embedded files; set
+	// by the engine's loader.
+	ReadFile func(thread *starlark.Thread, path string) (File, error)
 
 	newThread func(name string) *starlark.Thread
 
