@@ -6,6 +6,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -153,9 +154,19 @@ func execute(ctx context.Context, c starkit.Command, stdin string, env map[strin
 
 func read(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	var path string
-	var isSecret, missingOK bool
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "path", &path, "secret?", &isSecret, "missing_ok?", &missingOK); err != nil {
+	var secretArg starlark.Value = starlark.None
+	var missingOK bool
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "path", &path, "secret?", &secretArg, "missing_ok?", &missingOK); err != nil {
 		return nil, err
+	}
+	var isSecret, auto bool
+	switch v := secretArg.(type) {
+	case starlark.NoneType:
+		auto = true
+	case starlark.Bool:
+		isSecret = bool(v)
+	default:
+		return nil, starkit.Errorf(b.Name(), "secret: got %s, want bool or None", secretArg.Type())
 	}
 	r := runctx.From(thread)
 	var data []byte
@@ -163,13 +174,26 @@ func read(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwa
 	_, err := r.Journal.Do(r.Ctx, journal.Op{
 		Target: Target, Kind: "read", Desc: path, Pos: starkit.CallerPos(thread),
 		Apply: func(context.Context) (journal.Change, error) {
-			var err error
-			data, err = os.ReadFile(path)
+			f, err := os.Open(path)
 			if errors.Is(err, fs.ErrNotExist) && missingOK {
 				missing = true
 				return journal.Change{Note: "missing"}, nil
 			}
-			return journal.Change{}, err
+			if err != nil {
+				return journal.Change{}, err
+			}
+			defer f.Close()
+			// A file others may not read (the join token, k3s.yaml) is secret
+			// material unless the script says secret=False.
+			if fi, err := f.Stat(); err == nil && auto && fi.Mode().Perm()&0o004 == 0 {
+				isSecret = true
+			}
+			data, err = io.ReadAll(f)
+			note := ""
+			if isSecret {
+				note = "secret"
+			}
+			return journal.Change{Note: note}, err
 		},
 	})
 	if err != nil {
