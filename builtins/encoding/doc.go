@@ -7,5 +7,6 @@
 //	yaml.encode(x)                           block-style YAML, dict order kept; a secret inside makes the result a secret
 //	yaml.decode(text)                        parse one YAML document (duplicate keys are an error)
 //	yaml.decode_all(text)                    parse every document of a YAML stream into a list
+//	yaml.set(text, path, value)              the document with value set at path (keys, indexes, "*" for all); a secret text stays a secret
 //	sha256(text)                             hex SHA-256 of a string or bytes (not of a secret)
 package encoding

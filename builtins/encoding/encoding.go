@@ -32,6 +32,7 @@ func Module() starkit.Module {
 		"encode":     starlark.NewBuiltin("yaml.encode", yamlEncode),
 		"decode":     starlark.NewBuiltin("yaml.decode", yamlDecode),
 		"decode_all": starlark.NewBuiltin("yaml.decode_all", yamlDecodeAll),
+		"set":        starlark.NewBuiltin("yaml.set", yamlSet),
 	}}
 	return starkit.Module{
 		Name:    "encoding",
