@@ -4,23 +4,53 @@ package bootstrap
 
 import (
 	"fmt"
+	"net/netip"
 	"regexp"
 	"strings"
 
 	"github.com/mno-sh/mno/engine/starkit"
 )
 
-var (
-	userRE = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
-	fromRE = regexp.MustCompile(`^[0-9A-Za-z.:*?/,!-]+$`)
-)
+var userRE = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
 
 // ValidUser reports whether u is a portable login name.
 func ValidUser(u string) bool { return userRE.MatchString(u) }
 
 // ValidFrom reports whether a is usable in an authorized_keys from="…"
-// option: addresses, host patterns and CIDRs, comma-separated.
-func ValidFrom(a string) bool { return fromRE.MatchString(a) }
+// option as mno writes it: IP addresses and CIDRs (comma-separated), each
+// parsed — no host patterns, so "*" or "?*" (which restrict nothing) and
+// names (which the node would resolve) never get in.
+func ValidFrom(a string) bool { return CheckFrom(a) == nil }
+
+// CheckFrom is ValidFrom with the reason.
+func CheckFrom(a string) error {
+	if a == "" {
+		return fmt.Errorf("empty address")
+	}
+	for _, part := range strings.Split(a, ",") {
+		if strings.Contains(part, "/") {
+			p, err := netip.ParsePrefix(part)
+			if err != nil {
+				return fmt.Errorf("%q is not an IP address or CIDR", part)
+			}
+			if p.Bits() == 0 {
+				return fmt.Errorf("%q allows every address, which restricts nothing", part)
+			}
+			if p.Masked() != p {
+				return fmt.Errorf("%q has host bits set (did you mean %s?)", part, p.Masked())
+			}
+			continue
+		}
+		ip, err := netip.ParseAddr(part)
+		if err != nil || ip.Zone() != "" {
+			return fmt.Errorf("%q is not an IP address or CIDR", part)
+		}
+		if ip.IsUnspecified() {
+			return fmt.Errorf("%q is not a usable address", part)
+		}
+	}
+	return nil
+}
 
 // Script returns the POSIX sh script for a new node. It creates user if
 // needed, authorises key for it restricted with from="from", grants
@@ -31,8 +61,8 @@ func Script(user, key, from string) (string, error) {
 	if !ValidUser(user) {
 		return "", fmt.Errorf("%q is not a valid user name", user)
 	}
-	if !ValidFrom(from) {
-		return "", fmt.Errorf("%q is not an address, pattern or CIDR", from)
+	if err := CheckFrom(from); err != nil {
+		return "", fmt.Errorf("--cp-address: %v", err)
 	}
 	if !strings.HasPrefix(key, "ssh-") || strings.ContainsAny(key, "\n\"") {
 		return "", fmt.Errorf("%q is not a public key line", key)

@@ -23,7 +23,7 @@ func bootstrapCommand() *cli.Command {
 			"the node changes nothing.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "user", Value: "mno", Usage: "login `USER` to create on the node (root: no sudoers entry)"},
-			&cli.StringFlag{Name: "cp-address", Usage: "the control plane's address as the node sees it (`ADDR`, a pattern or CIDR; default: `tailscale ip -4`)"},
+			&cli.StringFlag{Name: "cp-address", Usage: "the control plane's address as the node sees it (`ADDR`: an IP address or CIDR, comma-separated; default: `tailscale ip -4`)"},
 			&cli.StringFlag{Name: "identity", Usage: "the control plane's private key `FILE` (default $MNO_IDENTITY, then $MNO_HOME/id_ed25519)", EnvVars: []string{"MNO_IDENTITY"}},
 		},
 		Action: func(c *cli.Context) error {
@@ -42,8 +42,8 @@ func bootstrapCommand() *cli.Command {
 					return cli.Exit("bootstrap: cannot tell the control plane's address (no tailscale here): pass --cp-address ADDR, the address nodes see the control plane connect from", 1)
 				}
 			}
-			if !bootstrap.ValidFrom(addr) {
-				return cli.Exit(fmt.Sprintf("bootstrap: --cp-address %q is not an address, pattern or CIDR", addr), 1)
+			if err := bootstrap.CheckFrom(addr); err != nil {
+				return cli.Exit(fmt.Sprintf("bootstrap: --cp-address: %v: pass the control plane's IP address (or a CIDR, or several separated by commas) as the node sees it", err), 1)
 			}
 			data, err := os.ReadFile(cfg.Identity)
 			if err != nil {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"unicode"
 
 	"github.com/urfave/cli/v2"
 
@@ -39,10 +40,16 @@ func installCommand() *cli.Command {
 					bin = exe
 				}
 				abs, err := filepath.Abs(bin)
-				if err != nil || strings.ContainsAny(abs, " \t\n\"'\\%$") {
-					return cli.Exit(fmt.Sprintf("install: --bin %q must be an absolute path without spaces or quotes", bin), 1)
+				if err == nil {
+					err = checkUnitPath(abs)
+				}
+				if err != nil {
+					return cli.Exit(fmt.Sprintf("install: --bin %q must be an absolute path without spaces or quotes: it %v", bin, err), 1)
 				}
 				home := configFrom(c).Home
+				if err := checkUnitPath(home); err != nil {
+					return cli.Exit(fmt.Sprintf("install: MNO_HOME %q %v; the units would write it into Environment= and ReadWritePaths=", home, err), 1)
+				}
 				changed, err := installUnits(c.String("dir"), abs, home)
 				if err != nil {
 					return cli.Exit("install: "+err.Error(), 1)
@@ -60,6 +67,22 @@ func installCommand() *cli.Command {
 			},
 		}},
 	}
+}
+
+// checkUnitPath checks a path that goes into a systemd unit as it is: an
+// absolute path with no whitespace, quotes, backslash, '%' (a specifier), '$'
+// or control characters, any of which systemd would parse (a newline adds a
+// directive; a space splits ReadWritePaths= silently).
+func checkUnitPath(p string) error {
+	if !filepath.IsAbs(p) {
+		return fmt.Errorf("is not an absolute path")
+	}
+	for _, r := range p {
+		if r < 0x20 || r == 0x7f || strings.ContainsRune(" \"'\\%$;", r) || unicode.IsSpace(r) {
+			return fmt.Errorf("contains %q (no whitespace, quotes, backslash, %%, $, ; or control characters)", r)
+		}
+	}
+	return nil
 }
 
 // installUnits writes the embedded units into dir with ExecStart using bin
