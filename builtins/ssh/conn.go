@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"strconv"
@@ -320,12 +321,36 @@ func (c *conn) sftpClient() (*sftp.Client, error) {
 	if c.sftp != nil {
 		return c.sftp, nil
 	}
-	cl, err := sftp.NewClient(c.client, sftp.UseConcurrentWrites(true), sftp.UseConcurrentReads(true))
+	cl, err := c.startSFTP()
 	if err != nil {
 		return nil, c.opErr(fmt.Errorf("starting sftp: %w", err))
 	}
 	c.sftp = cl
 	return cl, nil
+}
+
+// startSFTP is sftp.NewClient with openPermWriter in the outgoing direction,
+// so files it creates are 0600 from the start.
+func (c *conn) startSFTP() (*sftp.Client, error) {
+	s, err := c.client.NewSession()
+	if err != nil {
+		return nil, err
+	}
+	pw, err := s.StdinPipe()
+	if err == nil {
+		var pr io.Reader
+		if pr, err = s.StdoutPipe(); err == nil {
+			if err = s.RequestSubsystem("sftp"); err == nil {
+				var cl *sftp.Client
+				cl, err = sftp.NewClientPipe(pr, &openPermWriter{w: pw}, sftp.UseConcurrentWrites(true), sftp.UseConcurrentReads(true))
+				if err == nil {
+					return cl, nil
+				}
+			}
+		}
+	}
+	s.Close()
+	return nil, err
 }
 
 // hostport joins an address and a port.

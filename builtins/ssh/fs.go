@@ -294,17 +294,30 @@ func (h *host) sftpWrite(ctx context.Context, p string, pr *probe, w *writeSpec)
 	dir := path.Dir(p)
 	var lastErr error
 	for _, stage := range h.stagingDirs(cl, dir) {
-		err := h.sftpWriteVia(cl, stage, p, uid, gid, w)
+		_, known := h.c.stages.Load(dir)
+		use, fresh := stage, false
+		if !known {
+			var err error
+			if use, fresh, err = h.safeStaging(ctx, cl, stage); err != nil {
+				lastErr = err
+				continue
+			}
+		}
+		err := h.sftpWriteVia(cl, use, p, uid, gid, w)
 		if err == nil {
-			if path.Dir(stage) == dir {
+			if path.Dir(stage) == dir || fresh {
 				// Staged inside the target's own directory (its parent is
 				// another filesystem): leave nothing behind there — it may
-				// be /etc. Next time it is made again.
-				cl.RemoveDirectory(stage)
+				// be /etc. Next time it is made again. A fresh one-off
+				// directory goes too.
+				cl.RemoveDirectory(use)
 				return nil
 			}
 			h.c.stages.Store(dir, stage)
 			return nil
+		}
+		if fresh {
+			cl.RemoveDirectory(use)
 		}
 		if !errors.As(err, new(*stagingError)) {
 			return err
@@ -312,6 +325,74 @@ func (h *host) sftpWrite(ctx context.Context, p string, pr *probe, w *writeSpec)
 		lastErr = err
 	}
 	return lastErr
+}
+
+// safeStaging returns the staging directory to use for stage: stage itself
+// when it is a real directory (not a symlink) of the writing user with mode
+// 0700 — made so when missing — or else a fresh one next to it (fresh is
+// then set: remove it after use). A staging directory someone else owns, or
+// can write, or that points elsewhere, would let them swap the temporary
+// file before it is renamed over the target.
+func (h *host) safeStaging(ctx context.Context, cl *sftp.Client, stage string) (string, bool, error) {
+	uid, err := h.lookupID(ctx, false, h.user)
+	if err != nil {
+		return "", false, err
+	}
+	fi, err := cl.Lstat(stage)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		if err := h.makeStaging(cl, stage); err != nil {
+			return "", false, &stagingError{err}
+		}
+		if why := stagingProblem(cl, stage, uid); why == "" {
+			return stage, false, nil
+		}
+	case err != nil:
+		return "", false, &stagingError{h.fsErr("stat", stage, err)}
+	default:
+		if why := problemOf(fi, uid); why == "" {
+			return stage, false, nil
+		}
+	}
+	// Not ours: a fresh, unpredictable one beside it (mkdir fails if it
+	// exists, so nobody can have prepared it).
+	dir2 := stage + "." + randomSuffix()
+	if err := cl.Mkdir(dir2); err != nil {
+		return "", false, &stagingError{h.fsErr("mkdir", dir2, err)}
+	}
+	if err := cl.Chmod(dir2, 0o700); err != nil {
+		cl.RemoveDirectory(dir2)
+		return "", false, &stagingError{h.fsErr("chmod", dir2, err)}
+	}
+	if why := stagingProblem(cl, dir2, uid); why != "" {
+		return "", false, &stagingError{fmt.Errorf("staging directory %s %s", dir2, why)}
+	}
+	return dir2, true, nil
+}
+
+func stagingProblem(cl *sftp.Client, dir string, uid int) string {
+	fi, err := cl.Lstat(dir)
+	if err != nil {
+		return err.Error()
+	}
+	return problemOf(fi, uid)
+}
+
+// problemOf says what makes fi unfit as a staging directory of uid, "" if
+// nothing.
+func problemOf(fi os.FileInfo, uid int) string {
+	info := fromFileInfo(fi)
+	switch {
+	case info.isLink:
+		return "is a symlink"
+	case !info.isDir:
+		return "is not a directory"
+	case info.uid != uid:
+		return fmt.Sprintf("belongs to uid %d, not the writer (%d)", info.uid, uid)
+	case info.mode != 0o700:
+		return fmt.Sprintf("has mode %s, not 0700", octal(info.mode))
+	}
+	return ""
 }
 
 // stagingError is a failure that another staging directory may avoid.
@@ -322,15 +403,10 @@ func (e *stagingError) Unwrap() error { return e.err }
 
 func (h *host) sftpWriteVia(cl *sftp.Client, stage, p string, uid, gid int, w *writeSpec) (err error) {
 	tmp := path.Join(stage, path.Base(p)+"."+randomSuffix()+".tmp")
-	// The staging directory usually exists: create the file first and make
-	// the directory only when it is missing.
+	// The staging directory was checked (safeStaging) when first used on
+	// this connection. The file is created 0600 (openPermWriter) and never
+	// over an existing one.
 	f, err := cl.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL)
-	if errors.Is(err, fs.ErrNotExist) {
-		if err := h.makeStaging(cl, stage); err != nil {
-			return &stagingError{err}
-		}
-		f, err = cl.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL)
-	}
 	if err != nil {
 		if fi, serr := cl.Stat(stage); serr == nil && !fi.IsDir() {
 			return &stagingError{fmt.Errorf("%s is not a directory", stage)}
@@ -381,6 +457,9 @@ func (h *host) setAttrs(f *sftp.File, tmp, p string, uid, gid int, w *writeSpec)
 		return h.fsErr("chmod", tmp, f.Chmod(os.FileMode(w.mode)|setBits(w.mode)))
 	}
 	if uid < 0 && gid < 0 {
+		if w.mode == createdFileMode {
+			return nil // created so
+		}
 		return chmod()
 	}
 	chown := func() error {

@@ -51,7 +51,9 @@ fi`
 // so no chmod), then the content.
 //
 // The write replaces $1 atomically: temporary file in a staging directory on
-// the same filesystem next to the target's directory, length check (a cut
+// the same filesystem next to the target's directory — used only when it is
+// a real directory of root's with mode 0700, else a fresh one from mktemp -d
+// beside it, removed afterwards — length check (a cut
 // connection ends stdin early), fsync, rename. Owner 0:0 needs no chown: root
 // creates the file (unless the staging directory is setgid). Shell builtins
 // stand in for dirname and friends, the probe's stat also tells whether the
@@ -94,7 +96,11 @@ if [ "$d" != / ]; then
   fi
   if [ "$same" = 1 ]; then s=${u%/}/.mno-staging; fi
 fi
-[ -d "$s" ] || mkdir -m 700 -- "$s" 2>/dev/null || [ -d "$s" ]
+case $x in ''|*[!0-9a-f]*) echo "mno: bad temporary-file suffix" >&2; exit 1 ;; esac
+[ -e "$s" ] || [ -L "$s" ] || mkdir -m 700 -- "$s" 2>/dev/null || :
+f=
+set -- $(stat -c '%u %a %F' -- "$s" 2>/dev/null)
+if [ "$*" != "0 700 directory" ]; then s=$(mktemp -d -- "$s.XXXXXXXX") || exit 1; f=1; fi
 t=$s/${p##*/}.$x.tmp
 if [ -n "$um" ]; then umask "$um"; else umask 077; fi
 trap 'rm -f -- "$t"' EXIT
@@ -115,7 +121,7 @@ if [ -z "$um" ]; then chmod -- "$m" "$t"; a=1; fi
 if [ -n "$a" ]; then sync -- "$t"; fi
 mv -f -- "$t" "$p"
 trap - EXIT
-if [ "$s" = "${d%/}/.mno-staging" ]; then rmdir -- "$s" 2>/dev/null || :; fi`
+if [ -n "$f" ] || [ "$s" = "${d%/}/.mno-staging" ]; then rmdir -- "$s" 2>/dev/null || :; fi`
 
 // mkdirScript makes $1 and its parents, then sets the mode, owner and group
 // of $1.
