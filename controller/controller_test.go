@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -317,5 +319,95 @@ func TestGracePeriod(t *testing.T) {
 				t.Errorf("run cancelled = %v, want %v", cancelled.Load(), tc.wantCancelled)
 			}
 		})
+	}
+}
+
+// TestMetricsLabelEscaping (issue 13 item 6): node names from the registry
+// with quotes, backslashes, newlines, tabs, control characters or invalid
+// UTF-8 are escaped as the exposition format says (\\ \" \n only), so every
+// line still parses and one bad name cannot break the whole scrape.
+func TestMetricsLabelEscaping(t *testing.T) {
+	m := NewMetrics()
+	names := map[string]string{ // name → the label value as written
+		`a"b`:        `a\"b`,
+		`c\d`:        `c\\d`,
+		"e\nf 1\ng{": `e\nf 1\ng{`,
+		"h\ti\x01j":  "h\ti\x01j",
+		"k\xffl":     "k\uFFFDl",
+		"ünï":        "ünï",
+	}
+	targets := map[string]bool{}
+	for n := range names {
+		targets[n] = true
+	}
+	m.observe(RunResult{Targets: targets}, time.Second, time.Unix(1700000000, 0))
+	var buf strings.Builder
+	m.Write(&buf)
+	body := buf.String()
+	for _, want := range names {
+		line := "mno_node_sync_ok{node=\"" + want + "\"} 1\n"
+		if !strings.Contains(body, line) {
+			t.Errorf("/metrics lacks %q", line)
+		}
+	}
+	// Every line parses per the text format: a comment, or name{labels} value.
+	for i, line := range strings.Split(strings.TrimSuffix(body, "\n"), "\n") {
+		if err := parseSample(line); err != nil {
+			t.Errorf("line %d %q: %v", i+1, line, err)
+		}
+	}
+}
+
+// parseSample checks one line of the Prometheus text format strictly.
+func parseSample(line string) error {
+	if strings.HasPrefix(line, "# ") {
+		return nil
+	}
+	if !utf8.ValidString(line) {
+		return fmt.Errorf("not UTF-8")
+	}
+	name, rest, ok := strings.Cut(line, "{")
+	if !ok {
+		name, rest, ok = strings.Cut(line, " ")
+		if !ok || name == "" {
+			return fmt.Errorf("no value")
+		}
+		_, err := strconv.ParseFloat(rest, 64)
+		return err
+	}
+	for {
+		label, after, ok := strings.Cut(rest, "=\"")
+		if !ok || label == "" || strings.ContainsAny(label, " \",{}") {
+			return fmt.Errorf("bad label name in %q", rest)
+		}
+		i := 0
+		for ; i < len(after); i++ {
+			switch after[i] {
+			case '\\':
+				i++
+				if i >= len(after) || !strings.ContainsRune(`\"n`, rune(after[i])) {
+					return fmt.Errorf("invalid escape")
+				}
+				continue
+			case '\n':
+				return fmt.Errorf("raw newline")
+			}
+			if after[i] == '"' {
+				break
+			}
+		}
+		if i >= len(after) {
+			return fmt.Errorf("unterminated label value")
+		}
+		rest = after[i+1:]
+		if strings.HasPrefix(rest, ",") {
+			rest = rest[1:]
+			continue
+		}
+		if !strings.HasPrefix(rest, "} ") {
+			return fmt.Errorf("want } and a value after the labels, got %q", rest)
+		}
+		_, err := strconv.ParseFloat(rest[2:], 64)
+		return err
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -76,14 +77,35 @@ func (m *Metrics) Write(w io.Writer) {
 	fmt.Fprintf(w, "# HELP mno_watch_last_success_timestamp_seconds When the last run succeeded.\n# TYPE mno_watch_last_success_timestamp_seconds gauge\nmno_watch_last_success_timestamp_seconds %s\n", num(last))
 	fmt.Fprintf(w, "# HELP mno_watch_leader Whether this process holds the leader lease.\n# TYPE mno_watch_leader gauge\nmno_watch_leader %d\n", b2i(m.leader))
 	fmt.Fprintf(w, "# HELP mno_node_sync_ok Whether the node synced in the last run that touched it.\n# TYPE mno_node_sync_ok gauge\n")
-	names := make([]string, 0, len(m.nodes))
-	for n := range m.nodes {
-		names = append(names, n)
+	// Two names that differ only in invalid bytes escape alike: one series,
+	// ok only if both are (a duplicate series would fail the scrape).
+	series := map[string]bool{}
+	for n, ok := range m.nodes {
+		v := labelValue(n)
+		if prev, seen := series[v]; seen {
+			ok = ok && prev
+		}
+		series[v] = ok
+	}
+	names := make([]string, 0, len(series))
+	for v := range series {
+		names = append(names, v)
 	}
 	sort.Strings(names)
-	for _, n := range names {
-		fmt.Fprintf(w, "mno_node_sync_ok{node=%q} %d\n", n, b2i(m.nodes[n]))
+	for _, v := range names {
+		fmt.Fprintf(w, "mno_node_sync_ok{node=\"%s\"} %d\n", v, b2i(series[v]))
 	}
+}
+
+// labelValue escapes a label value as the text exposition format wants it:
+// backslash, double quote and line feed escaped (\\, \", \n), every other
+// character as it is (Go's %q would write \t or \x01, escapes a Prometheus
+// parser rejects, failing the whole scrape). Node names come from the
+// registry, so they may hold anything; bytes that are not UTF-8, which the
+// parser refuses too, become U+FFFD.
+func labelValue(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	return strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(s)
 }
 
 // num formats a sample value without exponent, so timestamps keep their precision.

@@ -53,7 +53,7 @@ func TestRemoveNode(t *testing.T) {
 	e.entry("vps_nodes", "vps-2")
 	// With force it is unregistered; the unreachable node still makes the run exit 2.
 	r = e.run("remove-node", "name=vps-2", "timeout=2s", "force=true")
-	if r.exit != 2 || !strings.Contains(r.stderr, "unregistering anyway") {
+	if r.exit != 2 || !strings.Contains(r.stderr, "removing it anyway") {
 		t.Errorf("force=true: exit %d\n%s", r.exit, r.stderr)
 	}
 	if strings.Contains(e.configMap("sync-controller-registry")["registry.json"], "vps-2") {
@@ -82,5 +82,49 @@ func TestRemoveWorker(t *testing.T) {
 	}
 	if strings.Contains(e.configMap("sync-controller-registry")["registry.json"], "worker-1") {
 		t.Error("worker-1 still registered")
+	}
+}
+
+// TestRemoveWorkerUnreachable (issue 13 item 5): an unreachable worker is
+// not drained, its Node not deleted and it stays registered — reachability
+// is checked before anything destructive — and the message says so truly;
+// force=true then removes it: Node drained and deleted, unregistered.
+func TestRemoveWorkerUnreachable(t *testing.T) {
+	e := newEnv(t, "worker-1")
+	w := e.host("worker-1")
+	e.initCluster("10.0.0.1")
+	tok := t.TempDir() + "/node-token"
+	writeFile(t, tok, joinToken)
+	w.SetShim("curl", shimScript("touch /usr/local/bin/k3s"))
+	e.becomeReady(w, "worker-1")
+	e.mustRun("add-worker", "name=worker-1", "address="+w.Addr, "host_key="+w.HostKey, "token_file="+tok)
+
+	e.lab.Partition("worker-1")
+	defer e.lab.Heal("worker-1")
+	r := e.run("remove-node", "name=worker-1", "timeout=2s")
+	if r.exit == 0 || !strings.Contains(r.stderr, "cannot reach worker-1, so nothing was changed and it stays registered") {
+		t.Errorf("exit %d:\n%s", r.exit, r.stderr)
+	}
+	n, err := e.client.CoreV1().Nodes().Get(context.Background(), "worker-1", metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("the Node was deleted although the worker was unreachable: %v", err)
+	}
+	if n.Spec.Unschedulable {
+		t.Error("the Node was cordoned (drained) although the worker was unreachable")
+	}
+	e.entry("worker_nodes", "worker-1")
+
+	r = e.run("remove-node", "name=worker-1", "timeout=2s", "force=true", "drain_timeout=20s")
+	if r.exit != 2 || !strings.Contains(r.stderr, "unreachable, removing it anyway (force=true)") {
+		t.Errorf("force=true: exit %d\n%s", r.exit, r.stderr)
+	}
+	if strings.Contains(r.stderr, "stays registered") {
+		t.Errorf("force=true says the node stays registered:\n%s", r.stderr)
+	}
+	if _, err := e.client.CoreV1().Nodes().Get(context.Background(), "worker-1", metav1.GetOptions{}); err == nil {
+		t.Error("the Node still exists after force=true")
+	}
+	if strings.Contains(e.configMap("sync-controller-registry")["registry.json"], "worker-1") {
+		t.Error("worker-1 still registered after force=true")
 	}
 }
