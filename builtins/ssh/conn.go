@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pkg/sftp"
@@ -53,6 +54,9 @@ type conn struct {
 	idsMu  sync.Mutex
 	ids    *idCache
 	stages sync.Map // target dir → staging dir that worked
+	// hostsHelper is set once a sudo edit of /etc/hosts went through the
+	// laptop rule's helper (HostsHelperPath): the generic script is refused.
+	hostsHelper atomic.Bool
 }
 
 // dialSpec is what one connection needs.

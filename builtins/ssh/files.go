@@ -108,6 +108,13 @@ func (h *host) writeFile(thread *starlark.Thread, b *starlark.Builtin, kind, p s
 				return journal.Change{}, err
 			}
 			ch, err = h.compare(ctx, p, sudo, &pr, w)
+			if err == nil && ed != nil && ed.helper {
+				note := "via " + HostsHelperPath + ": the laptop sudo rule"
+				if ch.Note != "" {
+					note = ch.Note + "; " + note
+				}
+				ch.Note = note
+			}
 			return ch, err
 		},
 		Apply: func(ctx context.Context) (journal.Change, error) {
