@@ -184,6 +184,22 @@ func Workspace(root, playbook string, allowRead []string) (string, []loader.Opti
 	return root, append(opts, loader.Discovered()), nil
 }
 
+// Resolve says which file a run of o.Playbook would execute (its display
+// name, and how the argument was resolved when not literally), without
+// running anything; `mno watch` uses it to fail fast on a typo.
+func Resolve(o Options) (display, note string, err error) {
+	root, opts, err := Workspace(o.Root, o.Playbook, o.AllowRead)
+	if err != nil {
+		return "", "", err
+	}
+	ld := loader.New(root, o.Embedded, nil, opts...)
+	src, err := ld.ResolvePlaybook(o.Playbook)
+	if err != nil {
+		return "", "", err
+	}
+	return src.Display, ld.Note(), nil
+}
+
 // Exec executes src's top level and returns its globals; a panic in a
 // builtin becomes an error.
 func (s *Session) Exec(src *loader.Source) (starlark.StringDict, error) {

@@ -66,6 +66,12 @@ func watchCommand() *cli.Command {
 				}
 				targets = append(targets, controller.Target{Namespace: ns, Name: name})
 			}
+			// The playbook is resolved again for every run (an edit takes
+			// effect), but a typo or an unsafe workspace fails here, at once.
+			if _, _, err := engine.Resolve(engine.Options{Playbook: playbook, Root: c.String("root"),
+				AllowRead: c.StringSlice("allow-read"), Embedded: mno.Files}); err != nil {
+				return cli.Exit("watch: "+err.Error(), 1)
+			}
 			rc, where, err := kube.RESTConfig(cfg)
 			if err != nil {
 				return cli.Exit("watch: "+err.Error(), 1)
