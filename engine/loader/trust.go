@@ -129,9 +129,9 @@ func (t *trust) check(ws, real string, above bool) error {
 		if p, how := t.problem(fi, above); p != "" {
 			fix := fmt.Sprintf("run from another directory, or name the workspace you mean with --root DIR; if %s is yours, ", real)
 			if how == "chown" {
-				fix += fmt.Sprintf("chown it to yourself (or remove it if you did not put it there)")
+				fix += "chown it to yourself (or remove it if you did not put it there)"
 			} else {
-				fix += fmt.Sprintf("chmod go-w %s", real)
+				fix += "chmod go-w " + real
 			}
 			err = &UnsafeError{Workspace: ws, Path: real, Problem: p, Fix: fix}
 		}
