@@ -23,6 +23,8 @@ type identity struct {
 	signers []xssh.Signer
 	// fileKey says signers[0] came from file.
 	fileKey bool
+	// files name each signer when the keys came from identity= files.
+	files []string
 	// agentConn is closed with the run.
 	agentConn net.Conn
 }
@@ -91,7 +93,9 @@ func (id *identity) describe() string {
 	var parts []string
 	for i, s := range id.signers {
 		d := xssh.FingerprintSHA256(s.PublicKey())
-		if i == 0 && id.fileKey {
+		if i < len(id.files) {
+			d += " (" + id.files[i] + ")"
+		} else if i == 0 && id.fileKey {
 			d += " (" + id.file + ")"
 		} else {
 			d += " (ssh-agent)"
@@ -99,6 +103,40 @@ func (id *identity) describe() string {
 		parts = append(parts, d)
 	}
 	return strings.Join(parts, ", ")
+}
+
+// loadIdentityFiles reads the private keys in files, for a connect given
+// identity=: the keys an existing installation (MyNodeOne's root keys) uses.
+// Missing files are skipped; a file that exists but cannot be used is an
+// error, as is a list where no file exists. ssh-agent is not asked: the
+// caller named the keys to offer. Key material never leaves this process.
+func loadIdentityFiles(files []string) (*identity, error) {
+	id := &identity{file: strings.Join(files, ", ")}
+	var missing []string
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			missing = append(missing, f)
+			continue
+		case err != nil:
+			return nil, fmt.Errorf("cannot read SSH identity %s: %v", f, err)
+		}
+		signer, err := xssh.ParsePrivateKey(data)
+		var pp *xssh.PassphraseMissingError
+		switch {
+		case errors.As(err, &pp):
+			return nil, fmt.Errorf("SSH identity %s is protected by a passphrase: use an unencrypted key or leave it out of identity=", f)
+		case err != nil:
+			return nil, fmt.Errorf("SSH identity %s is not a private key: %v", f, err)
+		}
+		id.signers = append(id.signers, signer)
+		id.files = append(id.files, f)
+	}
+	if len(id.signers) == 0 {
+		return nil, fmt.Errorf("no SSH identity: none of %s exists", strings.Join(missing, ", "))
+	}
+	return id, nil
 }
 
 func (id *identity) close() {

@@ -1,7 +1,8 @@
 // Package ssh connects to remote hosts over SSH and changes them through the
 // journal: commands, atomic file writes, reads and facts.
 //
-//	ssh.connect(address, user="root", port=22, host_key=None, accept_new_host_key=False, timeout="10s", jump=None, name=None) -> host
+//	ssh.connect(address, user="root", port=22, host_key=None, accept_new_host_key=False, timeout="10s", jump=None, name=None, identity=None) -> host
+//	k = ssh.host_key(address, port=22, timeout="10s", name=None)   struct(key, type, fingerprint): the key presented, not trusted, no login
 //	host.name host.address host.user host.port host.host_key ("ssh-ed25519 AAAA…" as seen) host.fingerprint ("SHA256:…")
 //	facts = host.facts                       struct(hostname, os, arch, distro, version, home, uid), fetched once, lazily, in one remote exec
 //	r = host.run(cmd, sudo=False, stdin=None, env={}, timeout="5m", check=True, read_only=False, creates=None, unless=None, secret_output=False)
@@ -17,7 +18,14 @@
 // (concurrent connects share one dial), closed when the run ends; SFTP runs on
 // the same connection. The key is the control plane identity (--identity,
 // $MNO_IDENTITY, $MNO_HOME/id_ed25519, created by `mno init`) plus ssh-agent
-// when SSH_AUTH_SOCK is set. timeout bounds TCP connect and handshake; jump is
+// when SSH_AUTH_SOCK is set; identity= replaces them for that connect by
+// other private key files of the control plane (a path, or a list whose
+// missing files are skipped), on a connection of its own — the keys another
+// tool already authorised, such as MyNodeOne's root keys that adopt logs in
+// with. Private keys are read on the control plane and never sent, printed
+// or logged. ssh.host_key runs a handshake up to the host key and stops: it
+// shows what a host presents, so a playbook can have the user confirm the
+// fingerprint and then connect with host_key= pinned to it. timeout bounds TCP connect and handshake; jump is
 // another host to dial through (ProxyJump). name is the host's label in the
 // journal (default: address). A keepalive every 15 s ($MNO_SSH_KEEPALIVE) drops
 // a connection after 3 unanswered ones, so operations on a dead host fail as

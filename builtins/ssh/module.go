@@ -26,7 +26,8 @@ func Module() starkit.Module {
 		Name: "ssh",
 		Doc:  starkit.PackageDoc(docSrc),
 		Globals: starlark.StringDict{"ssh": &starlarkstruct.Module{Name: "ssh", Members: starlark.StringDict{
-			"connect": starlark.NewBuiltin("ssh.connect", connect),
+			"connect":  starlark.NewBuiltin("ssh.connect", connect),
+			"host_key": starlark.NewBuiltin("ssh.host_key", hostKey),
 		}}},
 	}
 }
@@ -41,11 +42,16 @@ func connect(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, 
 		timeout                  = starkit.Duration{D: 10 * time.Second}
 		jumpV     starlark.Value = starlark.None
 		name      string
+		identityV starlark.Value = starlark.None
 	)
 	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "address", &address, "user?", &user, "port?", &port,
 		"host_key?", &hostKeyV, "accept_new_host_key?", &acceptNew, "timeout?", &timeout, "jump?", &jumpV,
-		"name?", &name); err != nil {
+		"name?", &name, "identity?", &identityV); err != nil {
 		return nil, err
+	}
+	idFiles, err := identityFiles(identityV)
+	if err != nil {
+		return nil, starkit.Errorf(b.Name(), "%v", err)
 	}
 	if err := checkAddress(address); err != nil {
 		return nil, starkit.Errorf(b.Name(), "%v", err)
@@ -90,14 +96,22 @@ func connect(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, 
 	hp := hostport(address, port)
 	key := user + "@" + hp
 	desc := key
+	if len(idFiles) > 0 {
+		// Another identity is another login: its own connection.
+		key += "\x00" + strings.Join(idFiles, "\x00")
+		desc += " (identity " + strings.Join(idFiles, ", ") + ")"
+	}
 	if jump != nil {
 		desc += " via " + jump.name
 	}
 	var c *conn
-	_, err := r.Journal.Do(r.Ctx, journal.Op{
+	_, err = r.Journal.Do(r.Ctx, journal.Op{
 		Target: name, Kind: "connect", Desc: desc, Pos: starkit.CallerPos(thread),
 		Apply: func(ctx context.Context) (journal.Change, error) {
 			id, err := p.identity()
+			if len(idFiles) > 0 {
+				id, err = p.identityFiles(idFiles)
+			}
 			if err != nil {
 				return journal.Change{}, err
 			}
@@ -136,6 +150,41 @@ func connect(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, 
 		return nil, starkit.Errorf(b.Name(), "%s: %w", name, err)
 	}
 	return &host{name: name, address: address, user: user, port: port, c: c, run: r}, nil
+}
+
+// identityFiles unpacks connect's identity=: None (the control plane
+// identity), a private key file, or a list of them (the ones that exist are
+// offered). Paths must be absolute: they name files on the control plane.
+func identityFiles(v starlark.Value) ([]string, error) {
+	var files []string
+	switch v := v.(type) {
+	case starlark.NoneType:
+		return nil, nil
+	case starlark.String:
+		files = []string{string(v)}
+	case *starlark.List, starlark.Tuple:
+		it := starlark.Iterate(v)
+		defer it.Done()
+		var x starlark.Value
+		for it.Next(&x) {
+			s, ok := x.(starlark.String)
+			if !ok {
+				return nil, fmt.Errorf("identity: got a list holding %s, want file paths", x.Type())
+			}
+			files = append(files, string(s))
+		}
+	default:
+		return nil, fmt.Errorf("identity: got %s, want a private key file or a list of them", v.Type())
+	}
+	if len(files) == 0 {
+		return nil, fmt.Errorf("identity: empty list")
+	}
+	for _, f := range files {
+		if !filepath.IsAbs(f) || strings.ContainsAny(f, "\x00\n") {
+			return nil, fmt.Errorf("identity: %q is not an absolute path on the control plane", f)
+		}
+	}
+	return files, nil
 }
 
 // checkAddress refuses the forms other tools accept but connect spells

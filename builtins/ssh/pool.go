@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -28,6 +29,8 @@ type pool struct {
 	idOnce sync.Once
 	id     *identity
 	idErr  error
+	// others are the identities of connects given identity=, by file list.
+	others map[string]*identity
 }
 
 // dialing is a connection being made or made: threads that connect to the
@@ -52,6 +55,25 @@ func poolOf(r *runctx.Run) *pool {
 func (p *pool) identity() (*identity, error) {
 	p.idOnce.Do(func() { p.id, p.idErr = loadIdentity(p.run.Config) })
 	return p.id, p.idErr
+}
+
+// identityFiles loads the identity made of files once per run.
+func (p *pool) identityFiles(files []string) (*identity, error) {
+	key := strings.Join(files, "\x00")
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if id, ok := p.others[key]; ok {
+		return id, nil
+	}
+	id, err := loadIdentityFiles(files)
+	if err != nil {
+		return nil, err
+	}
+	if p.others == nil {
+		p.others = map[string]*identity{}
+	}
+	p.others[key] = id
+	return id, nil
 }
 
 // keepalive is the interval from $MNO_SSH_KEEPALIVE, or the default.
