@@ -6,6 +6,7 @@ import (
 	"go.starlark.net/starlark"
 
 	"github.com/mno-sh/mno/builtins/assert"
+	"github.com/mno-sh/mno/builtins/bootstrap"
 	"github.com/mno-sh/mno/builtins/encoding"
 	"github.com/mno-sh/mno/builtins/flow"
 	"github.com/mno-sh/mno/builtins/kube"
@@ -27,6 +28,7 @@ func Modules() []starkit.Module {
 		ssh.Module(),
 		kube.Module(),
 		assert.Module(),
+		bootstrap.Module(),
 	}
 }
 

@@ -9,6 +9,7 @@
 //	secret(value)                            wrap a string so it shows as <redacted> everywhere; s.replace(old, new) and s.strip() return secrets, s.contains(x) a bool
 //	parallel(fn, items, limit=16)            call fn(item) on its own thread per item; results in item order, shaped like attempt's
 //	attempt(fn, *args, **kwargs)             call fn; return struct(ok, value, error) instead of failing
+//	prompt(question)                         ask the user at the terminal: the answer, or None without a terminal on stdin
 //	retry(fn, attempts=3, delay="1s", backoff=2.0, max_delay="1m")   call fn() until it succeeds; the last error after the final attempt
 //
 // A target whose effect failed makes the run exit 2 even when attempt or

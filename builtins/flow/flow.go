@@ -33,6 +33,7 @@ func Module() starkit.Module {
 			"parallel": starlark.NewBuiltin("parallel", parallel),
 			"attempt":  starlark.NewBuiltin("attempt", attempt),
 			"retry":    starlark.NewBuiltin("retry", retry),
+			"prompt":   starlark.NewBuiltin("prompt", prompt),
 		},
 	}
 }
@@ -244,4 +245,24 @@ func parallel(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple,
 		return nil, fatalErr
 	}
 	return starlark.NewList(results), nil
+}
+
+// prompt asks the user at the terminal and returns the answer, trimmed; None
+// when mno runs without a terminal on stdin (a timer, a pipe, CI), so a
+// playbook falls back to its parameters. Questions from parallel threads are
+// asked one at a time. The question goes to the report, the answer nowhere.
+func prompt(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var question string
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "question", &question); err != nil {
+		return nil, err
+	}
+	r := runctx.From(thread)
+	if r.Config.Prompt == nil {
+		return starlark.None, nil
+	}
+	answer, err := r.Config.Prompt(r.Ctx, question)
+	if err != nil {
+		return nil, starkit.Errorf(b.Name(), "%v", err)
+	}
+	return starlark.String(strings.TrimSpace(answer)), nil
 }

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -8,8 +10,10 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strings"
+	"sync"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/term"
 
 	"github.com/mno-sh/mno/engine/runctx"
 )
@@ -85,6 +89,44 @@ func configFrom(c *cli.Context) runctx.Config {
 		Kubeconfig:  c.String("kubeconfig"),
 		KubeContext: c.String("context"),
 		Getenv:      os.Getenv,
+		Prompt:      terminalPrompt(c.App.Reader, c.App.ErrWriter),
+	}
+}
+
+// terminalPrompt asks questions on errOut and reads answers from in, when in
+// is a terminal; otherwise there is no one to ask (nil).
+func terminalPrompt(in io.Reader, errOut io.Writer) func(context.Context, string) (string, error) {
+	f, ok := in.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return nil
+	}
+	var mu sync.Mutex
+	r := bufio.NewReader(f)
+	return func(ctx context.Context, q string) (string, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if err := ctx.Err(); err != nil {
+			return "", context.Cause(ctx)
+		}
+		fmt.Fprint(errOut, q)
+		type line struct {
+			s   string
+			err error
+		}
+		ch := make(chan line, 1)
+		go func() {
+			s, err := r.ReadString('\n')
+			ch <- line{s, err}
+		}()
+		select {
+		case l := <-ch:
+			if l.err != nil && l.s == "" {
+				return "", fmt.Errorf("no answer: %v", l.err)
+			}
+			return l.s, nil
+		case <-ctx.Done():
+			return "", context.Cause(ctx)
+		}
 	}
 }
 

@@ -24,6 +24,10 @@ type Config struct {
 	KubeContext string // explicit --context
 	Root        string // workspace root, "" when running embedded files only
 	Getenv      func(string) string
+	// Prompt asks the user a question at the terminal and returns the
+	// line typed; nil when stdin is not a terminal (prompt() then
+	// returns None). It serialises concurrent questions itself.
+	Prompt func(ctx context.Context, question string) (string, error)
 }
 
 // File is a file read by ReadFile.
