@@ -26,6 +26,7 @@ var (
 func (c *Cluster) setShims() error {
 	hl := c.hosts
 	docker := strings.ReplaceAll(dockerScript, "@TRAEFIK@", starkit.ShellQuote(c.Traefik))
+	docker = strings.ReplaceAll(docker, "@MNO@", starkit.ShellQuote(c.Exe))
 	installer := strings.ReplaceAll(installScript, "@MNO@", starkit.ShellQuote(c.Exe))
 	curl := strings.ReplaceAll(curlScript, "@INSTALLER@", strings.TrimRight(installer, "\n"))
 	var errs []error

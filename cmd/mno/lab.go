@@ -36,6 +36,7 @@ func labCommand() *cli.Command {
 			labDownCommand(),
 			labAgentCommand(),
 			labBackendCommand(),
+			labDockerCommand(),
 		},
 	}
 }
@@ -274,6 +275,22 @@ func labAgentCommand() *cli.Command {
 		Action: func(c *cli.Context) error {
 			if err := lab.RunAgent(c.Context, c.String("config"), c.App.ErrWriter); err != nil {
 				return cli.Exit("lab agent: "+err.Error(), 1)
+			}
+			return nil
+		},
+	}
+}
+
+func labDockerCommand() *cli.Command {
+	return &cli.Command{
+		Name:            "docker",
+		Usage:           "the docker stand-in run inside lab nodes (as docker)",
+		Hidden:          true,
+		SkipFlagParsing: false,
+		Flags:           []cli.Flag{&cli.StringFlag{Name: "traefik", Usage: "the Traefik binary containers run"}},
+		Action: func(c *cli.Context) error {
+			if code := lab.Docker(c.Args().Slice(), c.String("traefik"), c.App.Writer, c.App.ErrWriter); code != 0 {
+				return exitError{code}
 			}
 			return nil
 		},
