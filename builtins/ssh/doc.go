@@ -3,6 +3,7 @@
 //
 //	ssh.connect(address, user="root", port=22, host_key=None, accept_new_host_key=False, timeout="10s", jump=None, name=None, identity=None) -> host
 //	k = ssh.host_key(address, port=22, timeout="10s", name=None)   struct(key, type, fingerprint): the key presented, not trusted, no login
+//	fp = ssh.fingerprint(key)                "SHA256:…" of a key line ("ssh-ed25519 AAAA…"); a fingerprint is returned as it is
 //	host.name host.address host.user host.port host.host_key ("ssh-ed25519 AAAA…" as seen) host.fingerprint ("SHA256:…")
 //	facts = host.facts                       struct(hostname, os, arch, distro, version, home, uid), fetched once, lazily, in one remote exec
 //	r = host.run(cmd, sudo=False, stdin=None, env={}, timeout="5m", check=True, read_only=False, creates=None, unless=None, secret_output=False)

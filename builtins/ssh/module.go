@@ -26,8 +26,9 @@ func Module() starkit.Module {
 		Name: "ssh",
 		Doc:  starkit.PackageDoc(docSrc),
 		Globals: starlark.StringDict{"ssh": &starlarkstruct.Module{Name: "ssh", Members: starlark.StringDict{
-			"connect":  starlark.NewBuiltin("ssh.connect", connect),
-			"host_key": starlark.NewBuiltin("ssh.host_key", hostKey),
+			"connect":     starlark.NewBuiltin("ssh.connect", connect),
+			"host_key":    starlark.NewBuiltin("ssh.host_key", hostKey),
+			"fingerprint": starlark.NewBuiltin("ssh.fingerprint", fingerprintOf),
 		}}},
 	}
 }

@@ -111,3 +111,21 @@ func probeHostKey(ctx context.Context, hostport string, timeout time.Duration) (
 	}
 	return nil, journal.Unreachable(fmt.Errorf("cannot reach %s: SSH handshake: %s", hostport, msg))
 }
+
+// fingerprintOf is ssh.fingerprint(key): the SHA256 fingerprint of a key line
+// ("ssh-ed25519 AAAA…", as host_key= and registries hold it); a fingerprint
+// is returned as it is.
+func fingerprintOf(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var s string
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "key", &s); err != nil {
+		return nil, err
+	}
+	k, fp, err := parsePin(s)
+	if err != nil {
+		return nil, starkit.Errorf(b.Name(), "%v", err)
+	}
+	if k != nil {
+		fp = fingerprint(k)
+	}
+	return starlark.String(fp), nil
+}
