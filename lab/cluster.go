@@ -187,6 +187,12 @@ func (c *Cluster) Env() []EnvVar {
 		{"MNO_K3S_KUBECONFIG", c.K3sKubeconfig},
 		{"CP_ADDR", c.Gateway},
 	}
+	if c.From == FromMyNodeOne {
+		// adopt's stand-ins of the control plane's root keys and systemctl.
+		vars = append(vars,
+			EnvVar{"MNO_ADOPT_IDENTITY", filepath.Join(c.CPRoot, ".ssh", "mynodeone_id_ed25519") + "," + filepath.Join(c.CPRoot, ".ssh", "id_ed25519")},
+			EnvVar{"MNO_CP_SYSTEMCTL", c.CPSystemctl})
+	}
 	for _, n := range c.Nodes {
 		p := strings.ToUpper(strings.ReplaceAll(n.Name, "-", "_"))
 		vars = append(vars, EnvVar{p + "_ADDR", n.Addr}, EnvVar{p + "_HOST_KEY", n.HostKey})

@@ -66,6 +66,10 @@ type Options struct {
 	CacheDir string
 	// NoBuild fails instead of building missing helper binaries (tests).
 	NoBuild bool
+	// From is the starting point: "" for fresh machines, FromMyNodeOne for a
+	// cluster MyNodeOne set up (its users, keys, Traefik, ConfigMaps and
+	// sync controller), which `mno run adopt` takes over.
+	From string
 }
 
 // Node is one node of a lab, as Env and scenarios see it.
@@ -117,6 +121,13 @@ type State struct {
 	Exe     string `json:"exe"`
 	Traefik string `json:"traefik"`
 	Demo    Demo   `json:"demo"`
+	// From is the starting point (Options.From). A lab from MyNodeOne has
+	// the control plane's root home stand-in CPRoot (.ssh with MyNodeOne's
+	// keys, systemd with its unit) and CPSystemctl, the control plane's
+	// systemctl stand-in.
+	From        string `json:"from,omitempty"`
+	CPRoot      string `json:"cp_root,omitempty"`
+	CPSystemctl string `json:"cp_systemctl,omitempty"`
 	// Mounts are this machine's mounts the lab made: a tmpfs on Dir, which
 	// holds all of the above (the nodes' own are the hosts').
 	Mounts []string `json:"mounts,omitempty"`

@@ -44,6 +44,9 @@ func Up(ctx context.Context, o Options) (_ *Cluster, err error) {
 	if o.ClusterName == "" {
 		o.ClusterName = "home"
 	}
+	if o.From != "" && o.From != FromMyNodeOne {
+		return nil, fmt.Errorf("lab: --from %q: the lab starts from fresh machines, or from %q", o.From, FromMyNodeOne)
+	}
 	if o.Exe == "" {
 		return nil, errors.New("lab: Options.Exe (an mno binary) is required")
 	}
@@ -54,7 +57,7 @@ func Up(ctx context.Context, o Options) (_ *Cluster, err error) {
 		return nil, err
 	}
 
-	c := &Cluster{State: State{Version: stateVersion, Name: o.Name, Started: start.UTC(), Detached: o.Name != "", ClusterName: o.ClusterName}}
+	c := &Cluster{State: State{Version: stateVersion, Name: o.Name, Started: start.UTC(), Detached: o.Name != "", ClusterName: o.ClusterName, From: o.From}}
 	if o.Name != "" {
 		if err := CheckName(o.Name); err != nil {
 			return nil, err
@@ -169,6 +172,12 @@ func Up(ctx context.Context, o Options) (_ *Cluster, err error) {
 	if err := c.startDemo(ctx); err != nil {
 		return nil, err
 	}
+	if o.From == FromMyNodeOne {
+		fmt.Fprintf(progress, "setting the nodes up as MyNodeOne does (users, keys, ~/traefik, ConfigMaps, sync controller)\n")
+		if err := c.seedMyNodeOne(ctx); err != nil {
+			return nil, fmt.Errorf("from mynodeone: %w", err)
+		}
+	}
 	if err := c.save(); err != nil {
 		return nil, err
 	}
@@ -267,7 +276,7 @@ func (c *Cluster) stop() error {
 	} else if len(c.Mounts) == 0 && c.Exe != "" {
 		// An anonymous lab's directory is its caller's: remove what Up put there.
 		for _, p := range []string{filepath.Dir(c.Exe), c.APIDir, c.Home, filepath.Dir(c.TokenFile), filepath.Join(c.Dir, "hosts"),
-			filepath.Join(c.Dir, "demo.log"), filepath.Join(c.Dir, stateFile)} {
+			filepath.Join(c.Dir, "demo.log"), filepath.Join(c.Dir, stateFile), c.CPRoot} {
 			if p != "" && p != "." && p != c.Dir {
 				errs = append(errs, os.RemoveAll(p))
 			}

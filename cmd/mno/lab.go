@@ -73,6 +73,7 @@ func labUpCommand() *cli.Command {
 			&cli.IntFlag{Name: "workers", Value: 1, Usage: "number of workers"},
 			&cli.IntFlag{Name: "laptops", Value: 1, Usage: "number of laptops"},
 			&cli.StringFlag{Name: "cluster-name", Value: "home", Usage: "cluster-info cluster-name (and domain) the init playbook sets"},
+			&cli.StringFlag{Name: "from", Usage: "start from `mynodeone`: nodes, ConfigMaps and a sync controller as MyNodeOne leaves them, for `mno run adopt`"},
 		},
 		Action: func(c *cli.Context) error {
 			if err := lab.CheckPrivileges(); err != nil {
@@ -88,7 +89,7 @@ func labUpCommand() *cli.Command {
 			start := time.Now()
 			cl, err := lab.Up(c.Context, lab.Options{
 				Name: name, VPS: c.Int("vps"), Workers: c.Int("workers"), Laptops: c.Int("laptops"),
-				ClusterName: c.String("cluster-name"), Exe: exe, Progress: &prefixWriter{w: errOut, p: "mno lab: "},
+				ClusterName: c.String("cluster-name"), From: c.String("from"), Exe: exe, Progress: &prefixWriter{w: errOut, p: "mno lab: "},
 			})
 			if err != nil {
 				return cli.Exit("lab up: "+err.Error(), 1)
