@@ -34,11 +34,10 @@ const FromMyNodeOne = "mynodeone"
 // MyNodeOne's side of a lab --from mynodeone: its domain, ACME email and the
 // login users its scripts gave the nodes.
 const (
-	MyNodeOneDomain    = "example.test"
-	MyNodeOneEmail     = "ops@example.test"
-	MyNodeOneVPSUser   = "sammy"
-	MyNodeOneUnit      = "mynodeone-sync-controller"
-	mynodeoneStampTime = "2025-11-20T14:02:33-05:00"
+	MyNodeOneDomain  = "example.test"
+	MyNodeOneEmail   = "ops@example.test"
+	MyNodeOneVPSUser = "sammy"
+	MyNodeOneUnit    = "mynodeone-sync-controller"
 )
 
 var (
@@ -50,6 +49,8 @@ var (
 	mnoUnit string
 	//go:embed scripts/cp-systemctl.sh
 	cpSystemctlScript string
+	//go:embed mynodeone/configmaps.json
+	mnoConfigMaps string
 )
 
 // seedMyNodeOne gives the lab MyNodeOne's starting point: the control
@@ -97,29 +98,22 @@ func (c *Cluster) seedMyNodeOne(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var vpsEntries, laptopEntries, domainVPS []map[string]any
+	if err := c.writeMyNodeOneConfigMaps(ctx); err != nil {
+		return err
+	}
 	for _, n := range c.Nodes {
 		switch n.Kind {
 		case KindVPS:
 			if err := c.seedVPS(ctx, n, rootKey, cert); err != nil {
 				return fmt.Errorf("%s: %w", n.Name, err)
 			}
-			vpsEntries = append(vpsEntries, map[string]any{"ip": n.Addr, "name": n.Name, "ssh_user": MyNodeOneVPSUser,
-				"webhook_port": 8080, "repo_path": "", "registered": mynodeoneStampTime, "last_sync": nil, "status": "failed",
-				"last_error": "2025-11-23T01:13:55Z"})
-			domainVPS = append(domainVPS, map[string]any{"tailscale_ip": n.Addr, "public_ip": n.Addr, "location": "lab",
-				"registered": "2025-11-19T22:10:03Z", "status": "active"})
 		case KindLaptop:
-			user := "alice"
-			if err := c.seedUser(ctx, n.Name, user, rootKey+"\n"+laptopKey); err != nil {
+			if err := c.seedUser(ctx, n.Name, "alice", rootKey+"\n"+laptopKey); err != nil {
 				return fmt.Errorf("%s: %w", n.Name, err)
 			}
-			laptopEntries = append(laptopEntries, map[string]any{"ip": n.Addr, "name": n.Name, "ssh_user": user,
-				"webhook_port": 8080, "repo_path": "/home/" + user + "/MyNodeOne", "registered": mynodeoneStampTime,
-				"last_sync": "2025-11-23T01:12:40Z", "status": "active"})
 		}
 	}
-	return c.writeMyNodeOneConfigMaps(ctx, vpsEntries, laptopEntries, domainVPS)
+	return nil
 }
 
 // writeKey writes an ed25519 private key (OpenSSH format, 0600) and returns
@@ -309,36 +303,29 @@ func acmeStorage() (string, error) {
 	return string(data) + "\n", err
 }
 
-// writeMyNodeOneConfigMaps replaces init's ConfigMaps by MyNodeOne's, in
-// the encodings its scripts use: node-registry-manager.sh stores pretty JSON
-// (jq -Rs), service-registry.sh and multi-domain-registry.sh pretty JSON
-// with newlines turned into spaces (sed/tr), bootstrap-control-plane.sh
-// plain literals.
-func (c *Cluster) writeMyNodeOneConfigMaps(ctx context.Context, vps, laptops, domainVPS []map[string]any) error {
-	if vps == nil {
-		vps = []map[string]any{}
+// writeMyNodeOneConfigMaps replaces init's ConfigMaps by MyNodeOne's:
+// mynodeone/configmaps.json, which MyNodeOne's own registry scripts wrote
+// (mynodeone/gen/gen.sh: node-registry-manager.sh stores pretty JSON,
+// service-registry.sh and multi-domain-registry.sh flatten it with sed/tr),
+// with its placeholder addresses replaced by the lab's.
+func (c *Cluster) writeMyNodeOneConfigMaps(ctx context.Context) error {
+	vps, ok1 := c.Node("vps-1")
+	laptop, ok2 := c.Node("laptop-1")
+	if !ok1 || !ok2 || len(c.Nodes) != 2+c.count(KindWorker) {
+		return fmt.Errorf("a lab from MyNodeOne has one VPS and one laptop (and any number of workers, which MyNodeOne never registers): its ConfigMaps are fixtures made by MyNodeOne's scripts")
 	}
-	if laptops == nil {
-		laptops = []map[string]any{}
+	repl := strings.NewReplacer("100.101.1.11", vps.Addr, "100.101.2.22", laptop.Addr, "100.101.3.33", c.Demo.Addr, "100.101.0.1", c.Gateway)
+	var cms map[string]map[string]string
+	if err := json.Unmarshal([]byte(mnoConfigMaps), &cms); err != nil {
+		return fmt.Errorf("mynodeone/configmaps.json: %w", err)
 	}
-	reg := map[string]any{"management_laptops": laptops, "vps_nodes": vps, "worker_nodes": []any{},
-		"metadata": map[string]any{"version": "1.0", "last_updated": "2025-11-22T20:13:55-05:00", "updated_by": "root@cp"}}
-	regJSON, _ := json.MarshalIndent(reg, "", "  ")
-	flat := func(v any) string {
-		b, _ := json.MarshalIndent(v, "", "  ")
-		return strings.ReplaceAll(string(b), "\n", " ")
+	for _, data := range cms {
+		for k, v := range data {
+			data[k] = repl.Replace(v)
+		}
 	}
-	services := map[string]any{c.Demo.Name: map[string]any{"subdomain": c.Demo.Name, "namespace": "demo-apps", "service": c.Demo.Name,
-		"ip": c.Demo.Addr, "port": c.Demo.Port, "public": true, "updated": "2025-11-20T18:03:11Z"}}
-	domains := map[string]any{"domains": map[string]any{MyNodeOneDomain: map[string]any{"description": "VPS edge node domain",
-		"registered": "2025-11-19T22:10:04Z", "status": "active"}}, "vps_nodes": domainVPS}
-	cms := map[string]map[string]string{
-		"sync-controller-registry": {"registry.json": string(regJSON) + "\n"},
-		"service-registry":         {"services.json": flat(services)},
-		"domain-registry":          {"domains.json": flat(domains), "routing.json": "{}"},
-		"cluster-info": {"cluster-name": c.ClusterName, "cluster-domain": c.ClusterName, "control-plane-ip": c.Gateway,
-			"repo-path": "/root/MyNodeOne"},
-	}
+	cms["cluster-info"]["cluster-name"] = c.ClusterName
+	cms["cluster-info"]["cluster-domain"] = c.ClusterName
 	cs, err := c.client()
 	if err != nil {
 		return err
@@ -354,4 +341,14 @@ func (c *Cluster) writeMyNodeOneConfigMaps(ctx context.Context, vps, laptops, do
 		}
 	}
 	return nil
+}
+
+func (c *Cluster) count(kind string) int {
+	n := 0
+	for _, x := range c.Nodes {
+		if x.Kind == kind {
+			n++
+		}
+	}
+	return n
 }
