@@ -15,7 +15,7 @@ func runCommand() *cli.Command {
 		Usage:     "run a playbook",
 		ArgsUsage: "PLAYBOOK [key=value ...]",
 		Description: "PLAYBOOK is a path to a .star file, or the name of a playbook in the workspace's playbooks/\n" +
-			"or embedded in mno (add-vps, add-worker, add-laptop, remove-node, sync, hello). A path that is not\n" +
+			"or embedded in mno (add-vps, add-worker, add-laptop, remove-node, sync, adopt, hello). A path that is not\n" +
 			"on disk (playbooks/sync.star, sync.star) is taken as the name it ends in; the header says so.\n" +
 			"Each key=value binds a parameter of the playbook's main(ctx, ...); key:=JSON passes JSON.",
 		Flags: append([]cli.Flag{
