@@ -104,11 +104,17 @@ docker compose -f /opt/mno/traefik/compose.yaml up -d`
 	if code != "404" {
 		t.Errorf("Traefik in vps-1 answers %q on :80, want 404", code)
 	}
+	pid := func() string { out, _ := exec(t, cl, "vps-1", "cat /run/mno-lab-docker/mno-traefik/pid"); return out }
+	// Like docker, restart keeps the container (its id) and replaces its process.
+	pidBefore := pid()
 	if out, code := exec(t, cl, "vps-1", "docker compose -f /opt/mno/traefik/compose.yaml restart traefik"); code != 0 {
 		t.Fatalf("restart: exit %d: %s", code, out)
 	}
-	if again := running(); again == "" || again == first {
-		t.Errorf("restart did not replace Traefik: %q then %q", first, again)
+	if p := pid(); p == "" || p == pidBefore {
+		t.Errorf("restart did not replace Traefik's process: %q then %q", pidBefore, p)
+	}
+	if again := running(); again != first {
+		t.Errorf("restart changed the container id: %q then %q", first, again)
 	}
 	if out, code := exec(t, cl, "vps-1", "docker compose -f /opt/mno/traefik/compose.yaml down"); code != 0 || running() != "" {
 		t.Errorf("down: exit %d, still running %q: %s", code, running(), out)
