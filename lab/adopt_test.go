@@ -204,9 +204,17 @@ func TestAdoptFromMyNodeOne(t *testing.T) {
 	home := "/home/" + lab.MyNodeOneVPSUser
 
 	// MyNodeOne's Traefik serves the demo service with the ACME storage's certificate.
-	before := get(vps.Addr, demoHost)
+	var before served
+	for i := 0; i < 100; i++ { // the routes file loads a moment after Traefik listens
+		if before = get(vps.Addr, demoHost); before.err == nil && before.status == 200 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	if before.err != nil || before.status != 200 || !strings.Contains(before.body, "Hello from the mno lab demo service") {
-		t.Fatalf("MyNodeOne's Traefik: %+v", before)
+		var out bytes.Buffer
+		cl.Exec(context.Background(), "vps-1", nil, &out, &out, nil, "sh", "-c", "docker ps -a; tail -5 /run/mno-lab-docker/traefik/log; ps -ef | grep -i traefik")
+		t.Fatalf("MyNodeOne's Traefik: status %d err %v\n%s", before.status, before.err, out.String())
 	}
 	acme := nodeFile(t, cl, "vps-1", home+"/traefik/letsencrypt/acme.json")
 	regBefore := registryEntry(t, cs, "vps-1")
@@ -277,7 +285,7 @@ func TestAdoptFromMyNodeOne(t *testing.T) {
 		}
 	}()
 	wrong := "SHA256:" + strings.Repeat("A", 43)
-	r = runPlaybook(t, cl, false, "adopt", accVPS, "accept=laptop-1:"+wrong)
+	r = runPlaybook(t, cl, false, "adopt", accVPS+",laptop-1:"+wrong)
 	time.Sleep(300 * time.Millisecond)
 	close(stop)
 	<-done

@@ -21,6 +21,18 @@ import (
 // TestMain doubles as the mno binary the lab runs in its nodes (the demo
 // service, `mno lab backend`), so the test needs no build of cmd/mno.
 func TestMain(m *testing.M) {
+	// The nodes' docker shim runs `mno lab docker --traefik BIN -- ARGS`
+	// with the lab's copy of this binary.
+	if filepath.Base(os.Args[0]) == "mno" && len(os.Args) > 4 && os.Args[1] == "lab" && os.Args[2] == "docker" {
+		args, traefik := os.Args[3:], ""
+		if len(args) >= 2 && args[0] == "--traefik" {
+			traefik, args = args[1], args[2:]
+		}
+		if len(args) > 0 && args[0] == "--" {
+			args = args[1:]
+		}
+		os.Exit(lab.Docker(args, traefik, os.Stdout, os.Stderr))
+	}
 	if filepath.Base(os.Args[0]) == "mno" && len(os.Args) > 2 && os.Args[1] == "lab" && os.Args[2] == "backend" {
 		fs := flag.NewFlagSet("backend", flag.ExitOnError)
 		listen := fs.String("listen", "", "")
