@@ -171,7 +171,7 @@ func registryEntry(t *testing.T, cs kubernetes.Interface, name string) map[strin
 // getting the same answer and the same certificate from it (no request
 // fails), ACME storage carried over byte for byte, MyNodeOne's container
 // gone, its files in one dated backup, its sync controller stopped before
-// the first registry write; then sync works, and adopt and sync run again
+// the first registry write; an unreachable node is reported and left as it is; then sync works, and adopt and sync run again
 // change nothing; a host key that changed against the pin is refused with
 // both fingerprints; and undo puts MyNodeOne's registry back.
 func TestAdoptFromMyNodeOne(t *testing.T) {
@@ -368,7 +368,32 @@ func TestAdoptFromMyNodeOne(t *testing.T) {
 		}
 	}
 
-	// 4. The laptop, confirmed; the VPS is skipped.
+	// 4. The laptop unreachable: reported, left as it is, exit 2.
+	hl, err := cl.Hosts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := hl.Partition("laptop-1"); err != nil {
+		t.Fatal(err)
+	}
+	r = runPlaybook(t, cl, false, "adopt", "accept=laptop-1:"+laptop.Fingerprint, "timeout=2s")
+	if err := hl.Heal("laptop-1"); err != nil {
+		t.Fatal(err)
+	}
+	unreachable := 0
+	for _, ev := range r.events {
+		if ev.Type == "recap" {
+			unreachable = ev.Targets["laptop-1"].Unreachable
+		}
+	}
+	if r.exit != 2 || unreachable != 1 || r.changed() != 0 {
+		t.Errorf("unreachable laptop: exit %d, unreachable %d, changed %d; want 2, 1, 0", r.exit, unreachable, r.changed())
+	}
+	if l := registryEntry(t, cs, "laptop-1"); l["host_key"] != nil {
+		t.Errorf("unreachable laptop registered: %v", l)
+	}
+
+	// 5. The laptop, confirmed; the VPS is skipped.
 	r = runPlaybook(t, cl, false, "adopt", "accept=laptop-1:"+laptop.Fingerprint)
 	if r.exit != 0 || !strings.Contains(r.stderr, "[vps-1] already adopted") {
 		t.Fatalf("adopt laptop-1: exit %d", r.exit)
@@ -377,7 +402,7 @@ func TestAdoptFromMyNodeOne(t *testing.T) {
 		t.Errorf("laptop-1 registered as %v", l)
 	}
 
-	// 5. sync works on the adopted cluster; it and adopt change nothing the second time.
+	// 6. sync works on the adopted cluster; it and adopt change nothing the second time.
 	if r := runPlaybook(t, cl, false, "sync"); r.exit != 0 {
 		t.Fatalf("sync after adopt: exit %d", r.exit)
 	}
@@ -390,7 +415,7 @@ func TestAdoptFromMyNodeOne(t *testing.T) {
 		t.Errorf("after sync: %+v", s)
 	}
 
-	// 6. A host key that no longer matches the pin (a reinstalled node, or
+	// 7. A host key that no longer matches the pin (a reinstalled node, or
 	// someone in between): refused with both fingerprints.
 	_, other, _ := ed25519.GenerateKey(rand.Reader)
 	op, _ := ssh.NewPublicKey(other.Public())
@@ -404,7 +429,7 @@ func TestAdoptFromMyNodeOne(t *testing.T) {
 		t.Errorf("a refused adopt changed %d things", r.changed())
 	}
 
-	// 7. undo: MyNodeOne's registry back, its sync controller enabled again.
+	// 8. undo: MyNodeOne's registry back, its sync controller enabled again.
 	if r := runPlaybook(t, cl, false, "adopt", "undo=true"); r.exit != 0 {
 		t.Fatalf("undo: exit %d", r.exit)
 	}
