@@ -173,7 +173,8 @@ func registryEntry(t *testing.T, cs kubernetes.Interface, name string) map[strin
 // gone, its files in one dated backup, its sync controller stopped before
 // the first registry write; an unreachable node is reported and left as it is; then sync works, and adopt and sync run again
 // change nothing; a host key that changed against the pin is refused with
-// both fingerprints; and undo puts MyNodeOne's registry back.
+// both fingerprints; and undo plus the backup's RESTORE.txt bring MyNodeOne's registry and
+// Traefik back.
 func TestAdoptFromMyNodeOne(t *testing.T) {
 	hoststest.Require(t)
 	kubeapitest.Binaries(t)
@@ -438,6 +439,32 @@ func TestAdoptFromMyNodeOne(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(cl.CPRoot, "systemd", lab.MyNodeOneUnit+".service.active")); err != nil {
 		t.Error("undo did not start the sync controller again")
+	}
+	// The node's side: the commands RESTORE.txt gives, as written (the lab's
+	// docker needs root, so "sudo -u USER" is left out), bring MyNodeOne's
+	// Traefik back, serving the same certificate.
+	var cmds []string
+	for _, l := range strings.Split(string(nodeFile(t, cl, "vps-1", backup+"/RESTORE.txt")), "\n") {
+		if strings.HasPrefix(l, "  ") && !strings.HasPrefix(l, "  #") && !strings.Contains(l, "mno run") {
+			cmds = append(cmds, strings.Replace(strings.TrimSpace(l), "sudo -u "+lab.MyNodeOneVPSUser+" ", "", 1))
+		}
+	}
+	if len(cmds) != 4 {
+		t.Fatalf("RESTORE.txt commands: %q", cmds)
+	}
+	nodeSh(t, cl, "vps-1", "set -e; "+strings.Join(cmds, "; "))
+	var back served
+	for i := 0; i < 100; i++ {
+		if back = get(vps.Addr, demoHost); back.err == nil && back.status == 200 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if back.body != before.body || back.cert != before.cert {
+		t.Errorf("after going back: %+v, want MyNodeOne's Traefik serving as before", back)
+	}
+	if out := nodeSh(t, cl, "vps-1", "docker ps -q --filter name=^traefik$ --filter status=running; docker ps -aq --filter name=^mno-traefik$"); len(strings.Fields(out)) != 1 {
+		t.Errorf("containers after going back: %q, want MyNodeOne's traefik only", out)
 	}
 }
 
