@@ -72,7 +72,7 @@ func publicKey(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple
 }
 
 func script(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	return build(thread, b, args, kwargs, mnoboot.Script)
+	return build(thread, b, args, kwargs, mnoboot.ScriptFor)
 }
 
 func check(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
@@ -80,10 +80,14 @@ func check(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kw
 }
 
 func build(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple,
-	f func(user, key, from string) (string, error)) (starlark.Value, error) {
+	f func(mnoboot.Options) (string, error)) (starlark.Value, error) {
 	var user, from string
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "user", &user, "cp_address", &from); err != nil {
+	sudo := mnoboot.SudoAll
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "user", &user, "cp_address", &from, "sudo?", &sudo); err != nil {
 		return nil, err
+	}
+	if sudo != mnoboot.SudoAll && sudo != mnoboot.SudoLaptop && sudo != mnoboot.SudoNone {
+		return nil, starkit.Errorf(b.Name(), "sudo %q: want \"all\", \"laptop\" or \"none\"", sudo)
 	}
 	if !mnoboot.ValidUser(user) {
 		return nil, starkit.Errorf(b.Name(), "user %q is not a valid user name", user)
@@ -95,7 +99,7 @@ func build(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kw
 	if err != nil {
 		return nil, starkit.Errorf(b.Name(), "%v", err)
 	}
-	s, err := f(user, k, from)
+	s, err := f(mnoboot.Options{User: user, Key: k, From: from, Sudo: sudo})
 	if err != nil {
 		return nil, starkit.Errorf(b.Name(), "%v", err)
 	}
