@@ -15,12 +15,13 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/client-go/informers"
-	"k8s.io/client-go/kubernetes"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/tools/cache"
-	"k8s.io/client-go/tools/leaderelection"
-	"k8s.io/client-go/tools/leaderelection/resourcelock"
+
+	"github.com/mno-sh/mno/builtins/kube/kclient"
 )
 
 // Target is one watched ConfigMap.
@@ -40,7 +41,7 @@ type RunResult struct {
 
 // Options configure a Controller.
 type Options struct {
-	Client   kubernetes.Interface
+	Client   *kclient.Client
 	Watch    []Target
 	Resync   time.Duration // 0: no periodic run
 	Debounce time.Duration // a burst of changes within this gives one run
@@ -122,46 +123,7 @@ func (c *Controller) Run(ctx context.Context) error {
 		c.o.Metrics.setLeader(true)
 		return c.lead(ctx)
 	}
-	lock := &resourcelock.LeaseLock{
-		LeaseMeta:  metaFor(c.o.LeaseNamespace, c.o.LeaseName),
-		Client:     c.o.Client.CoordinationV1(),
-		LockConfig: resourcelock.ResourceLockConfig{Identity: c.o.Identity},
-	}
-	var leadErr error
-	for ctx.Err() == nil {
-		le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
-			Lock:            lock,
-			LeaseDuration:   c.o.LeaseDuration,
-			RenewDeadline:   c.o.RenewDeadline,
-			RetryPeriod:     c.o.RetryPeriod,
-			ReleaseOnCancel: true,
-			Name:            c.o.LeaseName,
-			Callbacks: leaderelection.LeaderCallbacks{
-				OnStartedLeading: func(lctx context.Context) {
-					c.o.Metrics.setLeader(true)
-					c.logf("became leader (%s/%s as %s)", c.o.LeaseNamespace, c.o.LeaseName, c.o.Identity)
-					leadErr = c.lead(lctx)
-				},
-				OnStoppedLeading: func() {
-					c.o.Metrics.setLeader(false)
-					c.logf("not leading")
-				},
-				OnNewLeader: func(id string) {
-					if id != c.o.Identity {
-						c.logf("leader is %s", id)
-					}
-				},
-			},
-		})
-		if err != nil {
-			return fmt.Errorf("leader election: %w", err)
-		}
-		le.Run(ctx) // returns when leadership is lost or ctx is done
-		if leadErr != nil && ctx.Err() == nil {
-			return leadErr
-		}
-	}
-	return nil
+	return c.elect(ctx)
 }
 
 // lead runs the control loop while this process is the leader.
@@ -286,12 +248,21 @@ func (c *Controller) Trigger(reason string) {
 }
 
 func (c *Controller) watch(ctx context.Context, t Target, stop chan struct{}) error {
-	f := informers.NewSharedInformerFactoryWithOptions(c.o.Client, 0,
-		informers.WithNamespace(t.Namespace),
-		informers.WithTweakListOptions(func(lo *metav1ListOptions) {
-			lo.FieldSelector = fields.OneTermEqualSelector("metadata.name", t.Name).String()
-		}))
-	inf := f.Core().V1().ConfigMaps().Informer()
+	// An informer on the one ConfigMap (a field selector on its name), over
+	// kclient: client-go's informer machinery without its typed clientset.
+	cms := c.o.Client.ConfigMaps(t.Namespace)
+	selector := fields.OneTermEqualSelector("metadata.name", t.Name).String()
+	lw := &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			o.FieldSelector = selector
+			return cms.List(ctx, o)
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			o.FieldSelector = selector
+			return cms.Watch(ctx, o)
+		},
+	}
+	inf := cache.NewSharedIndexInformer(lw, &corev1.ConfigMap{}, 0, cache.Indexers{})
 	var mu sync.Mutex
 	synced := false
 	last := "" // fingerprint of the last version seen
@@ -314,7 +285,7 @@ func (c *Controller) watch(ctx context.Context, t Target, stop chan struct{}) er
 		UpdateFunc: func(_, obj any) { seen(obj, "changed") },
 		DeleteFunc: func(obj any) { seen(nil, "deleted") },
 	})
-	f.Start(stop)
+	go inf.Run(stop)
 	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
 		if ctx.Err() != nil {
 			return nil

@@ -15,8 +15,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 
+	"github.com/mno-sh/mno/builtins/kube/kclient"
 	"github.com/mno-sh/mno/lab/kubeapi/kubeapitest"
 )
 
@@ -41,7 +41,7 @@ func (l *syncLog) String() string {
 
 // setup returns a client, a fresh namespace with a ConfigMap "watched", and
 // a function that changes it.
-func setup(t *testing.T) (kubernetes.Interface, string, func(v string)) {
+func setup(t *testing.T) (*kclient.Client, string, func(v string)) {
 	srv := kubeapitest.Server(t)
 	ns := kubeapitest.Namespace(t, srv)
 	cs := kubeapitest.Client(t, srv)
@@ -60,7 +60,7 @@ func setup(t *testing.T) (kubernetes.Interface, string, func(v string)) {
 			t.Error(err)
 		}
 	}
-	return cs, ns, change
+	return kubeapitest.KClient(t, srv), ns, change
 }
 
 func waitUntil(t *testing.T, what string, cond func() bool) {
@@ -264,7 +264,7 @@ func TestStatusWritesDoNotTrigger(t *testing.T) {
 		}
 	}
 	var runs atomic.Int32
-	c, _ := New(Options{Client: cs, Watch: []Target{{ns, "reg"}}, Debounce: 100 * time.Millisecond,
+	c, _ := New(Options{Client: kubeapitest.KClient(t, srv), Watch: []Target{{ns, "reg"}}, Debounce: 100 * time.Millisecond,
 		Run: func(context.Context) RunResult { runs.Add(1); return RunResult{} }})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

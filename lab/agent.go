@@ -11,8 +11,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+
+	"github.com/mno-sh/mno/builtins/kube/kclient"
 )
 
 // agentConfig is the part of k3s's /etc/rancher/k3s/config.yaml the agent
@@ -49,7 +50,7 @@ func RunAgent(ctx context.Context, configPath string, log io.Writer) error {
 	}
 	// The real agent checks the server's CA against the hash in a K10 token;
 	// the stand-in trusts the lab network and checks the token only.
-	cs, err := kubernetes.NewForConfig(&rest.Config{Host: cfg.Server, BearerToken: cfg.Token,
+	cs, err := kclient.New(&rest.Config{Host: cfg.Server, BearerToken: cfg.Token,
 		TLSClientConfig: rest.TLSClientConfig{Insecure: true}, Timeout: 10 * time.Second, UserAgent: "mno-lab-agent"})
 	if err != nil {
 		return err
@@ -76,8 +77,8 @@ func RunAgent(ctx context.Context, configPath string, log io.Writer) error {
 }
 
 // beat creates the Node (when register) and sets it Ready with a fresh heartbeat.
-func beat(ctx context.Context, cs kubernetes.Interface, cfg agentConfig, register bool) error {
-	nodes := cs.CoreV1().Nodes()
+func beat(ctx context.Context, cs *kclient.Client, cfg agentConfig, register bool) error {
+	nodes := cs.Nodes()
 	n, err := nodes.Get(ctx, cfg.NodeName, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) && register {
 		labels := map[string]string{"kubernetes.io/hostname": cfg.NodeName, "kubernetes.io/os": "linux",

@@ -14,9 +14,9 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 
 	"github.com/mno-sh/mno"
+	"github.com/mno-sh/mno/builtins/kube/kclient"
 	"github.com/mno-sh/mno/engine"
 	"github.com/mno-sh/mno/engine/runctx"
 	"github.com/mno-sh/mno/lab/kubeapi"
@@ -58,7 +58,7 @@ func (c *Cluster) startAPI(ctx context.Context, bins kubeapi.Binaries) error {
 	}
 	c.api = api
 	c.APIServer, c.Kubeconfig = api.URL, api.Kubeconfig
-	cs, err := kubernetes.NewForConfig(api.Config)
+	cs, err := kclient.New(api.Config)
 	if err != nil {
 		return err
 	}
@@ -80,7 +80,7 @@ func (c *Cluster) startAPI(ctx context.Context, bins kubeapi.Binaries) error {
 	return os.WriteFile(c.K3sKubeconfig, k3s, 0o600)
 }
 
-func allowAgents(ctx context.Context, cs kubernetes.Interface) error {
+func allowAgents(ctx context.Context, cs *kclient.Client) error {
 	role := &rbacv1.ClusterRole{
 		ObjectMeta: metav1.ObjectMeta{Name: agentUser},
 		Rules: []rbacv1.PolicyRule{
@@ -93,10 +93,10 @@ func allowAgents(ctx context.Context, cs kubernetes.Interface) error {
 		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: agentUser},
 		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: agentUser}},
 	}
-	if _, err := cs.RbacV1().ClusterRoles().Create(ctx, role, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+	if _, err := cs.ClusterRoles().Create(ctx, role, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return err
 	}
-	if _, err := cs.RbacV1().ClusterRoleBindings().Create(ctx, binding, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+	if _, err := cs.ClusterRoleBindings().Create(ctx, binding, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return err
 	}
 	return nil
@@ -149,7 +149,7 @@ func (c *Cluster) ResetCluster(ctx context.Context) error {
 		return err
 	}
 	for _, name := range []string{"sync-controller-registry", "service-registry", "domain-registry", "cluster-info"} {
-		err := cs.CoreV1().ConfigMaps("kube-system").Delete(ctx, name, metav1.DeleteOptions{})
+		err := cs.ConfigMaps("kube-system").Delete(ctx, name, metav1.DeleteOptions{})
 		if err != nil && !apierrors.IsNotFound(err) {
 			return err
 		}
@@ -160,7 +160,7 @@ func (c *Cluster) ResetCluster(ctx context.Context) error {
 	return c.publishDemo(ctx)
 }
 
-func (c *Cluster) client() (kubernetes.Interface, error) {
+func (c *Cluster) client() (*kclient.Client, error) {
 	if c.api == nil {
 		api, err := kubeapi.Open(c.APIDir)
 		if err != nil {
@@ -168,7 +168,7 @@ func (c *Cluster) client() (kubernetes.Interface, error) {
 		}
 		c.api = api
 	}
-	return kubernetes.NewForConfig(c.api.Config)
+	return kclient.New(c.api.Config)
 }
 
 // EnvVar is one variable `mno lab env` exports.

@@ -84,7 +84,7 @@ func (c *Cluster) publishDemo(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	cms := cs.CoreV1().ConfigMaps("kube-system")
+	cms := cs.ConfigMaps("kube-system")
 	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
 		cm, err := cms.Get(ctx, "service-registry", metav1.GetOptions{})
 		create := apierrors.IsNotFound(err)

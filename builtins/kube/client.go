@@ -13,12 +13,14 @@ import (
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/client-go/kubernetes"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/util/connrotation"
 
+	"github.com/mno-sh/mno/builtins/kube/kclient"
 	"github.com/mno-sh/mno/engine/journal"
 	"github.com/mno-sh/mno/engine/runctx"
 )
@@ -38,10 +40,13 @@ const (
 // cluster is the per-run API client with what error messages need to say
 // about where it points.
 type cluster struct {
-	cs      kubernetes.Interface
-	server  string // API server URL
-	source  string // where the configuration came from
-	context string // kubeconfig context, "" in-cluster
+	api *kclient.Client
+	// configMaps is api's ConfigMaps; the read-modify-write tests give it
+	// client-go's fake clientset to script conflicts.
+	configMaps func(ns string) configMapAPI
+	server     string // API server URL
+	source     string // where the configuration came from
+	context    string // kubeconfig context, "" in-cluster
 }
 
 type clusterKey struct{}
@@ -75,20 +80,37 @@ func connect(r *runctx.Run) (*cluster, error) {
 	rc.QPS, rc.Burst = 50, 100
 	rc.UserAgent = "mno"
 	rc.WarningHandler = warnings{r}
-	cs, err := kubernetes.NewForConfig(rc)
+	api, err := kclient.New(rc)
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client for %s (%s): %v", rc.Host, loc.source, err)
 	}
-	c := &cluster{cs: cs, server: rc.Host, source: loc.source, context: loc.context}
+	c := newCluster(api, rc.Host, loc.source, loc.context)
 	ctx, cancel := context.WithTimeout(r.Ctx, probeTimeout)
 	defer cancel()
-	if _, err := cs.Discovery().RESTClient().Get().AbsPath("/version").DoRaw(ctx); err != nil {
+	if _, err := api.ServerVersion(ctx); err != nil {
 		if r.Ctx.Err() != nil {
 			return nil, r.Err()
 		}
 		return nil, c.probeError(err)
 	}
 	return c, nil
+}
+
+func newCluster(api *kclient.Client, server, source, context string) *cluster {
+	return &cluster{
+		api:        api,
+		configMaps: func(ns string) configMapAPI { return api.ConfigMaps(ns) },
+		server:     server, source: source, context: context,
+	}
+}
+
+// configMapAPI is what the module does with ConfigMaps: the methods of
+// kclient's ConfigMaps, which are client-go's typed client's too.
+type configMapAPI interface {
+	Get(ctx context.Context, name string, opts metav1.GetOptions) (*corev1.ConfigMap, error)
+	Create(ctx context.Context, cm *corev1.ConfigMap, opts metav1.CreateOptions) (*corev1.ConfigMap, error)
+	Update(ctx context.Context, cm *corev1.ConfigMap, opts metav1.UpdateOptions) (*corev1.ConfigMap, error)
+	Delete(ctx context.Context, name string, opts metav1.DeleteOptions) error
 }
 
 func (c *cluster) where() string {

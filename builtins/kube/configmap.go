@@ -32,7 +32,7 @@ func configmapGet(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tu
 		Target: Target, Kind: "configmap.get", Desc: ns + "/" + name, Pos: starkit.CallerPos(thread),
 		Apply: func(ctx context.Context) (journal.Change, error) {
 			var err error
-			cm, err = getConfigMap(ctx, c, c.cs.CoreV1().ConfigMaps(ns), ns, name)
+			cm, err = getConfigMap(ctx, c, c.configMaps(ns), ns, name)
 			if err == nil && cm == nil {
 				return journal.Change{Note: "missing"}, nil
 			}
@@ -211,7 +211,7 @@ func configmapDelete(thread *starlark.Thread, b *starlark.Builtin, args starlark
 	if err != nil {
 		return nil, err
 	}
-	cms := c.cs.CoreV1().ConfigMaps(ns)
+	cms := c.configMaps(ns)
 	ref := ns + "/" + name
 	var cur *corev1.ConfigMap
 	out, err := r.Journal.Do(r.Ctx, journal.Op{

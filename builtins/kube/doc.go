@@ -58,3 +58,14 @@
 // account; --context picks the context. A cluster that cannot be reached is a
 // script error naming the server.
 package kube
+
+// For Go code (builtins that read the cluster's state, `mno watch`, the lab):
+// the API client is kclient (builtins/kube/kclient), client-go's REST client
+// with one small typed helper per resource, not client-go's generated
+// clientset, whose package init cost every start of mno tens of
+// milliseconds. Client(run) returns a run's client, connected on first use
+// like the builtins; GetConfigMaps reads several ConfigMaps at once,
+// journaled as configmap.get. To use a resource kclient lacks (a Secret, a
+// CertificateSigningRequest, an Event), add its Kind and accessor to
+// kclient/kinds.go — three lines — and call its Get/List/Create/Update/
+// Patch/Delete/Watch, which have client-go's typed signatures.

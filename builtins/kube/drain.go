@@ -89,7 +89,7 @@ func (c *cluster) planDrain(ctx context.Context, name string) (drainPlan, error)
 	}
 	p.node = n
 	p.cordon = !n.Spec.Unschedulable
-	pods, err := c.cs.CoreV1().Pods("").List(ctx, metav1.ListOptions{
+	pods, err := c.api.Pods("").List(ctx, metav1.ListOptions{
 		FieldSelector: fields.OneTermEqualSelector("spec.nodeName", name).String(),
 	})
 	if err != nil {
@@ -132,7 +132,7 @@ func (c *cluster) drain(ctx context.Context, p *drainPlan, timeout time.Duration
 	defer cancel()
 	if p.cordon {
 		body := []byte(`{"spec":{"unschedulable":true}}`)
-		if _, err := c.cs.CoreV1().Nodes().Patch(ctx, p.name, types.MergePatchType, body, metav1.PatchOptions{FieldManager: fieldManager}); err != nil {
+		if _, err := c.api.Nodes().Patch(ctx, p.name, types.MergePatchType, body, metav1.PatchOptions{FieldManager: fieldManager}); err != nil {
 			return "", c.apiError("cordon (patch)", "node", "", p.name, err)
 		}
 	}
@@ -154,7 +154,7 @@ func (c *cluster) drain(ctx context.Context, p *drainPlan, timeout time.Duration
 		var lastRefusal string
 		for _, pod := range pending {
 			ev := &policyv1.Eviction{ObjectMeta: metav1.ObjectMeta{Name: pod.Name, Namespace: pod.Namespace}}
-			err := c.cs.CoreV1().Pods(pod.Namespace).EvictV1(ctx, ev)
+			err := c.api.Evict(ctx, ev)
 			switch {
 			case err == nil || apierrors.IsNotFound(err):
 			case apierrors.IsTooManyRequests(err):
@@ -183,7 +183,7 @@ func (c *cluster) drain(ctx context.Context, p *drainPlan, timeout time.Duration
 	for {
 		var left []string
 		for _, pod := range p.evict {
-			cur, err := c.cs.CoreV1().Pods(pod.Namespace).Get(ctx, pod.Name, metav1.GetOptions{})
+			cur, err := c.api.Pods(pod.Namespace).Get(ctx, pod.Name, metav1.GetOptions{})
 			switch {
 			case apierrors.IsNotFound(err):
 			case err != nil && ctx.Err() == nil:

@@ -14,8 +14,8 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	typedcoordinationv1 "k8s.io/client-go/kubernetes/typed/coordination/v1"
 
+	"github.com/mno-sh/mno/builtins/kube/kclient"
 	"github.com/mno-sh/mno/engine/journal"
 	"github.com/mno-sh/mno/engine/runctx"
 	"github.com/mno-sh/mno/engine/starkit"
@@ -48,7 +48,7 @@ func lock(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwa
 		return l.value(false), nil // re-entrant within one run
 	}
 	l := &lease{
-		c: c, r: r, leases: c.cs.CoordinationV1().Leases(ns), ns: ns, name: name,
+		c: c, r: r, leases: c.api.Leases(ns), ns: ns, name: name,
 		holder: holderIdentity(r.ID), ttl: ttl.D, now: time.Now,
 	}
 	out, err := r.Journal.Do(r.Ctx, journal.Op{
@@ -129,7 +129,7 @@ func holderIdentity(runID string) string {
 type lease struct {
 	c        *cluster
 	r        *runctx.Run
-	leases   typedcoordinationv1.LeaseInterface
+	leases   kclient.Objects[*coordinationv1.Lease, *coordinationv1.LeaseList]
 	ns, name string
 	holder   string
 	ttl      time.Duration

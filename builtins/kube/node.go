@@ -158,7 +158,7 @@ func nodeLabel(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple
 			// A merge patch of only the changed keys: labels others set
 			// concurrently are kept.
 			body, _ := json.Marshal(map[string]any{"metadata": map[string]any{"labels": patch}})
-			_, err := c.cs.CoreV1().Nodes().Patch(ctx, name, types.MergePatchType, body, metav1.PatchOptions{FieldManager: fieldManager})
+			_, err := c.api.Nodes().Patch(ctx, name, types.MergePatchType, body, metav1.PatchOptions{FieldManager: fieldManager})
 			if err != nil {
 				return journal.Change{}, c.apiError("patch", "node", "", name, err)
 			}
@@ -191,7 +191,7 @@ func nodeDelete(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tupl
 			return journal.Change{Changed: true}, nil
 		},
 		Apply: func(ctx context.Context) (journal.Change, error) {
-			err := c.cs.CoreV1().Nodes().Delete(ctx, name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &cur.UID}})
+			err := c.api.Nodes().Delete(ctx, name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &cur.UID}})
 			if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
 				return journal.Change{Note: "already gone"}, nil
 			}
@@ -208,7 +208,7 @@ func nodeDelete(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tupl
 }
 
 func (c *cluster) getNode(ctx context.Context, name string) (*corev1.Node, error) {
-	n, err := c.cs.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+	n, err := c.api.Nodes().Get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return nil, nil
 	}

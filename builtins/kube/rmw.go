@@ -11,7 +11,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 
 	"github.com/mno-sh/mno/engine/journal"
 )
@@ -32,7 +31,7 @@ type mutation func(cur *corev1.ConfigMap) (*corev1.ConfigMap, error)
 // rmw is one guarded read-modify-write of a ConfigMap.
 type rmw struct {
 	c      *cluster
-	cms    typedcorev1.ConfigMapInterface
+	cms    configMapAPI
 	ns     string
 	name   string
 	mutate mutation
@@ -44,7 +43,7 @@ type rmw struct {
 }
 
 func newRMW(c *cluster, ns, name string, mutate mutation) *rmw {
-	return &rmw{c: c, cms: c.cs.CoreV1().ConfigMaps(ns), ns: ns, name: name, mutate: mutate, sleep: backoff}
+	return &rmw{c: c, cms: c.configMaps(ns), ns: ns, name: name, mutate: mutate, sleep: backoff}
 }
 
 // plan reads the ConfigMap and computes the change, writing nothing.
@@ -139,7 +138,7 @@ func backoff(ctx context.Context, attempt int) error {
 	}
 }
 
-func getConfigMap(ctx context.Context, c *cluster, cms typedcorev1.ConfigMapInterface, ns, name string) (*corev1.ConfigMap, error) {
+func getConfigMap(ctx context.Context, c *cluster, cms configMapAPI, ns, name string) (*corev1.ConfigMap, error) {
 	cm, err := cms.Get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return nil, nil

@@ -21,7 +21,9 @@ var cmResource = schema.GroupResource{Resource: "configmaps"}
 
 func fakeCluster(objs ...runtime.Object) (*cluster, *fake.Clientset) {
 	cs := fake.NewClientset(objs...)
-	return &cluster{cs: cs, server: "https://fake", source: "test"}, cs
+	c := &cluster{server: "https://fake", source: "test"}
+	c.configMaps = func(ns string) configMapAPI { return cs.CoreV1().ConfigMaps(ns) }
+	return c, cs
 }
 
 func noSleep(context.Context, int) error { return nil }

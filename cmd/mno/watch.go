@@ -8,10 +8,10 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
-	"k8s.io/client-go/kubernetes"
 
 	"github.com/mno-sh/mno"
 	"github.com/mno-sh/mno/builtins/kube"
+	"github.com/mno-sh/mno/builtins/kube/kclient"
 	"github.com/mno-sh/mno/controller"
 	"github.com/mno-sh/mno/engine"
 )
@@ -76,7 +76,7 @@ func watchCommand() *cli.Command {
 			if err != nil {
 				return cli.Exit("watch: "+err.Error(), 1)
 			}
-			cs, err := kubernetes.NewForConfig(rc)
+			cs, err := kclient.New(rc)
 			if err != nil {
 				return cli.Exit(fmt.Sprintf("watch: client for %s: %v", where, err), 1)
 			}

@@ -30,6 +30,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/mno-sh/mno/builtins/kube/kclient"
 	"github.com/mno-sh/mno/lab/kubeapi"
 )
 
@@ -124,6 +125,16 @@ func Binaries(t testing.TB) kubeapi.Binaries {
 func Client(t testing.TB, srv *kubeapi.Server) kubernetes.Interface {
 	t.Helper()
 	c, err := kubernetes.NewForConfig(srv.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// KClient returns an admin client for srv as mno builds it (builtins/kube/kclient).
+func KClient(t testing.TB, srv *kubeapi.Server) *kclient.Client {
+	t.Helper()
+	c, err := kclient.New(srv.Config)
 	if err != nil {
 		t.Fatal(err)
 	}

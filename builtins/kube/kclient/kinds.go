@@ -1,0 +1,66 @@
+package kclient
+
+import (
+	"context"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+)
+
+// The resources mno uses. To add one: a Kind here, its entry in kinds, and
+// an accessor below if callers want one.
+var (
+	ConfigMaps          = Kind[*corev1.ConfigMap, *corev1.ConfigMapList]{Version: "v1", Resource: "configmaps", Namespaced: true}
+	Nodes               = Kind[*corev1.Node, *corev1.NodeList]{Version: "v1", Resource: "nodes"}
+	Pods                = Kind[*corev1.Pod, *corev1.PodList]{Version: "v1", Resource: "pods", Namespaced: true}
+	Leases              = Kind[*coordinationv1.Lease, *coordinationv1.LeaseList]{Group: "coordination.k8s.io", Version: "v1", Resource: "leases", Namespaced: true}
+	ClusterRoles        = Kind[*rbacv1.ClusterRole, *rbacv1.ClusterRoleList]{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "clusterroles"}
+	ClusterRoleBindings = Kind[*rbacv1.ClusterRoleBinding, *rbacv1.ClusterRoleBindingList]{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "clusterrolebindings"}
+)
+
+// kinds are registered in every client's scheme.
+var kinds = []registrar{ConfigMaps, Nodes, Pods, Leases, ClusterRoles, ClusterRoleBindings, evictions{}}
+
+// ConfigMaps in namespace ns.
+func (c *Client) ConfigMaps(ns string) Objects[*corev1.ConfigMap, *corev1.ConfigMapList] {
+	return For(c, ConfigMaps, ns)
+}
+
+// Nodes of the cluster.
+func (c *Client) Nodes() Objects[*corev1.Node, *corev1.NodeList] { return For(c, Nodes, "") }
+
+// Pods in namespace ns ("" lists across all namespaces).
+func (c *Client) Pods(ns string) Objects[*corev1.Pod, *corev1.PodList] { return For(c, Pods, ns) }
+
+// Leases in namespace ns.
+func (c *Client) Leases(ns string) Objects[*coordinationv1.Lease, *coordinationv1.LeaseList] {
+	return For(c, Leases, ns)
+}
+
+// ClusterRoles of the cluster.
+func (c *Client) ClusterRoles() Objects[*rbacv1.ClusterRole, *rbacv1.ClusterRoleList] {
+	return For(c, ClusterRoles, "")
+}
+
+// ClusterRoleBindings of the cluster.
+func (c *Client) ClusterRoleBindings() Objects[*rbacv1.ClusterRoleBinding, *rbacv1.ClusterRoleBindingList] {
+	return For(c, ClusterRoleBindings, "")
+}
+
+// evictions registers policy/v1 Eviction, the body Evict posts.
+type evictions struct{}
+
+func (evictions) groupVersion() schema.GroupVersion { return policyv1.SchemeGroupVersion }
+func (evictions) register(s *runtime.Scheme) {
+	s.AddKnownTypes(policyv1.SchemeGroupVersion, &policyv1.Eviction{})
+}
+
+// Evict asks the API server to evict a pod through the Eviction API, which
+// honours PodDisruptionBudgets (a refusal is a TooManyRequests error).
+func (c *Client) Evict(ctx context.Context, ev *policyv1.Eviction) error {
+	return For(c, Pods, ev.Namespace).request("POST", ev.Name, "eviction").Body(ev).Do(ctx).Error()
+}
