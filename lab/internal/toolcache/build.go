@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/mno-sh/mno/lab/internal/proc"
 )
 
 // Progress returns a writer for build progress that the build's goroutines (go's output, the
@@ -36,26 +38,65 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 
 // GoBuild runs `go build -trimpath -o out args...` in dir with cgo off, building to a
 // temporary name and renaming it into place so that a reader never sees half a binary. It
-// prints what it runs and, every 30s, how far it got: the packages compiled so far of those
-// the binary needs.
+// first works out what must be compiled (see Work), then prints what it runs and, every 30s,
+// how far it got and an estimate of the time left; other processes read the same in its
+// Status (<cache>/status/NAME.json, the cache being out's grandparent directory).
 func GoBuild(ctx context.Context, dir, out string, progress io.Writer, args ...string) error {
+	return goBuild(ctx, dir, out, progress, 30*time.Second, args...)
+}
+
+func goBuild(ctx context.Context, dir, out string, progress io.Writer, every time.Duration, args ...string) (err error) {
 	name := filepath.Base(out)
+	cacheDir := filepath.Dir(filepath.Dir(out))
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return err
 	}
 	tmp := fmt.Sprintf("%s.tmp-%d", out, os.Getpid())
 	defer os.Remove(tmp)
-	fmt.Fprintf(progress, "building %s (a cold build takes several minutes)\n", name)
+	self, _ := proc.RefOf(os.Getpid())
 	start := time.Now()
-	// How many packages there are: a few seconds next to a build of minutes. Without
-	// it the progress lines give only the count compiled.
-	total := 0
-	if list, err := GoOutput(ctx, dir, append([]string{"list", "-deps"}, args...)...); err == nil {
-		total = bytes.Count(list, []byte("\n"))
+	st := Status{Name: name, Binary: out, Builder: self, Phase: PhasePlanning, Started: start.UTC(), Updated: start.UTC()}
+	save := func() {
+		st.Updated = time.Now().UTC()
+		if err := writeStatus(cacheDir, st); err != nil {
+			fmt.Fprintf(progress, "%s: cannot record the build's status: %v\n", name, err)
+		}
 	}
-	counter := &packageCounter{out: progress}
-	stop := ticker(progress, name, start, counter, total)
-	err := goRun(ctx, dir, counter, append([]string{"build", "-v", "-trimpath", "-o", tmp}, args...)...)
+	save()
+	defer func() {
+		if err != nil {
+			st.Phase, st.Error = PhaseFailed, err.Error()
+			save()
+		}
+	}()
+	fmt.Fprintf(progress, "building %s: finding what to compile (go list; the first time it downloads the modules)\n", name)
+	work, perr := planWork(ctx, dir, args)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	rate := machineRate(cacheDir)
+	if perr != nil {
+		fmt.Fprintf(progress, "%s: cannot tell what to compile, so no estimate of the time left: %v\n", name, perr)
+	} else {
+		est, _ := estimateLeft(work, 0, 0, rate)
+		fmt.Fprintf(progress, "%s: %d packages to compile (%d already in the build cache), %s on this machine\n",
+			name, work.Packages, work.Cached, roughly(est))
+		st.Left = est
+	}
+	st.Phase, st.Packages, st.Cached, st.Total = PhaseCompiling, work.Packages, work.Cached, work.Total
+	save()
+	counter := &packageCounter{out: progress, work: work}
+	stop := ticker(every, func() {
+		st.Compiled, st.Done = counter.progress()
+		elapsed := time.Since(start)
+		st.Left, _ = estimateLeft(work, st.Done, elapsed, rate)
+		if st.Compiled >= st.Packages && st.Packages > 0 {
+			st.Left = 0 // linking, or go compiles more than planned: no honest estimate
+		}
+		save()
+		fmt.Fprintf(progress, "still building %s\n", st.Line())
+	})
+	err = goRun(ctx, dir, counter, append([]string{"build", "-v", "-trimpath", "-o", tmp}, args...)...)
 	stop()
 	counter.flush()
 	if ctx.Err() != nil {
@@ -67,16 +108,25 @@ func GoBuild(ctx context.Context, dir, out string, progress io.Writer, args ...s
 	if err := os.Rename(tmp, out); err != nil {
 		return err
 	}
-	fmt.Fprintf(progress, "built %s in %s (%d packages compiled)\n", out, time.Since(start).Round(time.Second), counter.count())
+	st.Compiled, st.Done = counter.progress()
+	st.Phase, st.Took, st.Left = PhaseBuilt, time.Since(start), 0
+	if st.Total == 0 {
+		st.Total = st.Done
+	}
+	save()
+	fmt.Fprintf(progress, "built %s in %s (%d packages compiled)\n", out, st.Took.Round(time.Second), st.Compiled)
 	return nil
 }
 
 // packageCounter takes the output of `go build -v`: it counts the lines naming a package
-// as it is compiled and passes every other line (downloads, errors) on to out.
+// as it is compiled, adds up their weights, and passes every other line (downloads,
+// errors) on to out.
 type packageCounter struct {
 	mu      sync.Mutex
 	out     io.Writer
+	work    Work
 	n       int
+	done    int64
 	partial []byte
 }
 
@@ -92,6 +142,7 @@ func (c *packageCounter) Write(p []byte) (int, error) {
 		line := c.partial[:i+1]
 		if isPackageLine(line[:i]) {
 			c.n++
+			c.done += c.work.weight(string(line[:i]))
 		} else if _, err := c.out.Write(line); err != nil {
 			return len(p), err
 		}
@@ -119,28 +170,32 @@ func (c *packageCounter) count() int {
 	return c.n
 }
 
-// ticker prints a line every 30s so that a long build does not look hung.
-func ticker(w io.Writer, name string, start time.Time, c *packageCounter, total int) (stop func()) {
+// progress returns the packages compiled and their weight.
+func (c *packageCounter) progress() (int, int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n, c.done
+}
+
+// ticker calls f every interval until stop is called, so that a long build
+// does not look hung.
+func ticker(every time.Duration, f func()) (stop func()) {
 	done := make(chan struct{})
+	finished := make(chan struct{})
 	go func() {
-		t := time.NewTicker(30 * time.Second)
+		defer close(finished)
+		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
 			select {
 			case <-done:
 				return
 			case <-t.C:
-				n := c.count()
-				of := ""
-				if total > 0 {
-					// Packages found in the build cache are not compiled (nor printed).
-					of = fmt.Sprintf(" of at most %d", total)
-				}
-				fmt.Fprintf(w, "still building %s (%s, %d packages compiled%s)\n", name, time.Since(start).Round(time.Second), n, of)
+				f()
 			}
 		}
 	}()
-	return func() { close(done) }
+	return func() { close(done); <-finished }
 }
 
 // GoOutput runs go with args in dir, like the build does, and returns its standard output;

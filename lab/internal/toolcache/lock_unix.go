@@ -17,10 +17,17 @@ import (
 // `make tools`) serialise on it; the kernel drops the lock if the holder dies, so a killed
 // build never wedges the cache.
 func Lock(ctx context.Context, path string, progress io.Writer) (unlock func(), err error) {
+	return lockNoting(ctx, path, progress, nil, 0)
+}
+
+// lockNoting is Lock that, while it waits, prints what note returns (the
+// progress of the builds that hold it up) every `every`.
+func lockNoting(ctx context.Context, path string, progress io.Writer, note func() []string, every time.Duration) (unlock func(), err error) {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
 		return nil, err
 	}
+	var noted time.Time
 	for waited := false; ; waited = true {
 		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
 		if err == nil {
@@ -32,6 +39,12 @@ func Lock(ctx context.Context, path string, progress io.Writer) (unlock func(), 
 		}
 		if !waited && progress != nil {
 			fmt.Fprintf(progress, "waiting for another build holding %s\n", path)
+		}
+		if note != nil && progress != nil && time.Since(noted) >= every {
+			for _, l := range note() {
+				fmt.Fprintf(progress, "waiting for %s\n", l)
+			}
+			noted = time.Now()
 		}
 		select {
 		case <-ctx.Done():

@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 )
 
 // ErrNotBuilt reports that a binary is missing from the cache; tests turn it into a skip or,
@@ -60,7 +61,17 @@ func Fill(ctx context.Context, lockPath string, progress io.Writer, present func
 	if err := os.MkdirAll(filepath.Dir(lockPath), 0o755); err != nil {
 		return err
 	}
-	unlock, err := Lock(ctx, lockPath, progress)
+	// The lock is <cache>/src/NAME.lock: while waiting, say how far the
+	// builds in that cache are.
+	cacheDir := filepath.Dir(filepath.Dir(lockPath))
+	note := func() []string {
+		var lines []string
+		for _, s := range Running(cacheDir) {
+			lines = append(lines, s.Line())
+		}
+		return lines
+	}
+	unlock, err := lockNoting(ctx, lockPath, progress, note, 30*time.Second)
 	if err != nil {
 		return err
 	}
