@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -383,6 +384,9 @@ func (d *docker) start(c *container) error {
 	if err != nil {
 		return err
 	}
+	if err := d.awaitTraefik(); err != nil {
+		return err
+	}
 	logPath := filepath.Join(c.dir, "log")
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -547,4 +551,40 @@ func (c *container) config(file, service string) (string, []string, error) {
 	p := filepath.Join(c.dir, "traefik.yml")
 	sort.Strings(ports)
 	return p, ports, os.WriteFile(p, out, 0o600)
+}
+
+// awaitTraefik waits, while `mno lab up`'s background build of Traefik still
+// runs, for the binary (in <cache>/bin, whose status is in <cache>/status:
+// both bound into the node), printing the build's progress; it fails at once
+// when the build needs longer than a playbook's command may wait.
+func (d *docker) awaitTraefik() error {
+	if _, err := os.Stat(d.traefik); err == nil {
+		return nil
+	}
+	cache := filepath.Dir(filepath.Dir(d.traefik))
+	return WaitForTool(context.Background(), cache, filepath.Base(d.traefik), d.traefik, prefixLines(d.err, "mno lab: "), TraefikWaitLimit)
+}
+
+// prefixLines starts every line written to w with p.
+func prefixLines(w io.Writer, p string) io.Writer { return &linePrefixer{w: w, p: p} }
+
+type linePrefixer struct {
+	w       io.Writer
+	p       string
+	midLine bool
+}
+
+func (l *linePrefixer) Write(b []byte) (int, error) {
+	var out []byte
+	for _, c := range b {
+		if !l.midLine {
+			out = append(out, l.p...)
+		}
+		out = append(out, c)
+		l.midLine = c != '\n'
+	}
+	if _, err := l.w.Write(out); err != nil {
+		return 0, err
+	}
+	return len(b), nil
 }

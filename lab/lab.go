@@ -120,6 +120,10 @@ type State struct {
 	// visible at the same paths inside the nodes.
 	Exe     string `json:"exe"`
 	Traefik string `json:"traefik"`
+	// CacheDir is the helper binaries' cache; TraefikBuilding says that Up
+	// left Traefik building in the background (see WaitForTool).
+	CacheDir        string `json:"cache_dir,omitempty"`
+	TraefikBuilding bool   `json:"traefik_building,omitempty"`
 	Demo    Demo   `json:"demo"`
 	// From is the starting point (Options.From). A lab from MyNodeOne has
 	// the control plane's root home stand-in CPRoot (.ssh with MyNodeOne's

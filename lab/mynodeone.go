@@ -333,7 +333,7 @@ func (c *Cluster) writeMyNodeOneConfigMaps(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	api := cs.CoreV1().ConfigMaps("kube-system")
+	api := cs.ConfigMaps("kube-system")
 	for name, data := range cms {
 		if err := api.Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 			return err

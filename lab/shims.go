@@ -21,12 +21,12 @@ var (
 )
 
 // setShims gives every node the lab's answers: tailscale knows the node's
-// address, apt-get "installs" docker, docker runs Traefik, and on workers the
-// k3s installer installs the agent stand-in.
+// address, apt-get "installs" docker, docker runs Traefik (waiting for its
+// build if it still runs in the background), and on workers the k3s
+// installer installs the agent stand-in.
 func (c *Cluster) setShims() error {
 	hl := c.hosts
-	docker := strings.ReplaceAll(dockerScript, "@TRAEFIK@", starkit.ShellQuote(c.Traefik))
-	docker = strings.ReplaceAll(docker, "@MNO@", starkit.ShellQuote(c.Exe))
+	docker := strings.NewReplacer("@TRAEFIK@", starkit.ShellQuote(c.Traefik), "@MNO@", starkit.ShellQuote(c.Exe)).Replace(dockerScript)
 	installer := strings.ReplaceAll(installScript, "@MNO@", starkit.ShellQuote(c.Exe))
 	curl := strings.ReplaceAll(curlScript, "@INSTALLER@", strings.TrimRight(installer, "\n"))
 	var errs []error

@@ -16,9 +16,7 @@ import (
 	"github.com/mno-sh/mno/bootstrap"
 	"github.com/mno-sh/mno/lab/hosts"
 	"github.com/mno-sh/mno/lab/internal/proc"
-	"github.com/mno-sh/mno/lab/internal/toolcache"
 	"github.com/mno-sh/mno/lab/kubeapi"
-	"github.com/mno-sh/mno/lab/traefik"
 )
 
 // APIPort is the API server's port on the gateway, k3s's: the address in
@@ -105,11 +103,18 @@ func Up(ctx context.Context, o Options) (_ *Cluster, err error) {
 		}
 	}()
 
-	apiBins, traefikBin, err := tools(ctx, o, progress)
+	tl, err := tools(ctx, o, progress)
 	if err != nil {
 		return nil, err
 	}
-	c.Traefik = traefikBin
+	defer func() {
+		if err != nil {
+			_ = tl.stopBackground()
+		}
+	}()
+	apiBins := tl.api
+	c.Traefik, c.CacheDir = tl.traefik, tl.dir
+	c.TraefikBuilding = tl.background != nil
 	c.Exe = filepath.Join(c.Dir, "bin", "mno")
 	if err := copyFile(o.Exe, c.Exe, 0o755); err != nil {
 		return nil, fmt.Errorf("copying mno into the lab: %w", err)
@@ -129,8 +134,17 @@ func Up(ctx context.Context, o Options) (_ *Cluster, err error) {
 	if err := os.MkdirAll(c.HostsDir, 0o700); err != nil {
 		return nil, err
 	}
+	binds := []string{c.Exe}
+	if o.VPS > 0 {
+		// Traefik's directory, not the file: the binary may appear later.
+		dirs, err := tl.toolDirs()
+		if err != nil {
+			return nil, err
+		}
+		binds = append(binds, dirs...)
+	}
 	hopts := []hosts.Option{hosts.Names(names...), hosts.NoUsers(), hosts.Shims(shims...),
-		hosts.Bind(c.Exe, c.Traefik), hosts.BaseDir(c.HostsDir), hosts.Network(hosts.NetworkNamespaces)}
+		hosts.Bind(binds...), hosts.BaseDir(c.HostsDir), hosts.Network(hosts.NetworkNamespaces)}
 	if c.Detached {
 		hopts = append(hopts, hosts.Detached())
 	}
@@ -187,37 +201,6 @@ func Up(ctx context.Context, o Options) (_ *Cluster, err error) {
 		}
 	}
 	return c, nil
-}
-
-// tools returns the helper binaries, building what is missing (unless
-// o.NoBuild).
-func tools(ctx context.Context, o Options, progress io.Writer) (kubeapi.Binaries, string, error) {
-	dir := o.CacheDir
-	if dir == "" {
-		var err error
-		if dir, err = toolcache.Dir(); err != nil {
-			return kubeapi.Binaries{}, "", err
-		}
-	}
-	bins, tr := kubeapi.BinariesIn(dir), traefik.BinaryIn(dir)
-	if o.NoBuild {
-		for _, p := range []string{bins.APIServer, bins.Etcd, tr} {
-			if err := toolcache.Executable(p); err != nil {
-				return bins, tr, err
-			}
-		}
-		return bins, tr, nil
-	}
-	if toolcache.Executable(bins.APIServer) != nil || toolcache.Executable(bins.Etcd) != nil || toolcache.Executable(tr) != nil {
-		fmt.Fprintf(progress, "building kube-apiserver %s, etcd %s and Traefik %s into %s, once (a cold build takes 15–30 minutes)\n",
-			kubeapi.KubernetesVersion, kubeapi.EtcdVersion, traefik.Version, dir)
-	}
-	bins, err := kubeapi.Build(ctx, dir, progress)
-	if err != nil {
-		return bins, tr, err
-	}
-	tr, err = traefik.Build(ctx, dir, progress)
-	return bins, tr, err
 }
 
 // Running reports whether the lab's nodes and API server all run.

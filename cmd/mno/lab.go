@@ -37,6 +37,7 @@ func labCommand() *cli.Command {
 			labAgentCommand(),
 			labBackendCommand(),
 			labDockerCommand(),
+			labBuildTraefikCommand(),
 		},
 	}
 }
@@ -96,6 +97,14 @@ func labUpCommand() *cli.Command {
 			}
 			fmt.Fprintf(errOut, "lab %q is up (%s):\n", name, time.Since(start).Round(100*time.Millisecond))
 			printLab(errOut, cl)
+			if cl.TraefikBuilding {
+				fmt.Fprintf(errOut, "\nTraefik, which a VPS runs once add-vps starts it, is still building in the background:\n")
+				for _, b := range lab.Builds() {
+					fmt.Fprintf(errOut, "  %s\n", b)
+				}
+				fmt.Fprintf(errOut, "add-vps waits for it (at most %s; it says so at once if the build needs longer); `mno lab status` shows how far it is.\n",
+					lab.TraefikWaitLimit)
+			}
 			env := ""
 			if name != "default" {
 				env = " --name " + name
@@ -218,6 +227,15 @@ func labStatusCommand() *cli.Command {
 			if err != nil {
 				return cli.Exit("lab status: "+err.Error(), 1)
 			}
+			builds := lab.Builds()
+			defer func() {
+				if len(builds) > 0 {
+					fmt.Fprintln(out, "\nbuilding (a VPS's docker waits for Traefik):")
+					for _, b := range builds {
+						fmt.Fprintf(out, "  %s\n", b)
+					}
+				}
+			}()
 			if len(labs) == 0 {
 				fmt.Fprintln(out, "no labs (start one with `mno lab up`)")
 				return nil
@@ -310,6 +328,21 @@ func labBackendCommand() *cli.Command {
 		Action: func(c *cli.Context) error {
 			if err := lab.ServeDemo(c.Context, c.String("listen"), c.String("node"), c.App.ErrWriter); err != nil {
 				return cli.Exit("lab backend: "+err.Error(), 1)
+			}
+			return nil
+		},
+	}
+}
+
+func labBuildTraefikCommand() *cli.Command {
+	return &cli.Command{
+		Name:   "build-traefik",
+		Usage:  "build Traefik into the cache, after any other build of it (what `mno lab up` runs in the background)",
+		Hidden: true,
+		Flags:  []cli.Flag{&cli.StringFlag{Name: "cache", Required: true}},
+		Action: func(c *cli.Context) error {
+			if err := lab.BuildTraefik(c.Context, c.String("cache"), c.App.ErrWriter); err != nil {
+				return cli.Exit("lab build-traefik: "+err.Error(), 1)
 			}
 			return nil
 		},

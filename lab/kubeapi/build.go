@@ -43,13 +43,13 @@ func buildMissing(ctx context.Context, src string, want Binaries, progress io.Wr
 		"-X k8s.io/component-base/version.gitTreeState=clean",
 	}, " ")
 	if toolcache.Executable(want.Etcd) != nil {
-		if err := toolcache.GoBuild(ctx, src, want.Etcd, progress, "go.etcd.io/etcd/server/v3"); err != nil {
+		if err := toolcache.GoBuild(ctx, src, want.Etcd, progress, []string{"go.etcd.io/etcd/server/v3"}); err != nil {
 			return err
 		}
 	}
 	if toolcache.Executable(want.APIServer) != nil {
 		return toolcache.GoBuild(ctx, src, want.APIServer, progress,
-			"-ldflags", ldflags, "k8s.io/kubernetes/cmd/kube-apiserver")
+			[]string{"-ldflags", ldflags, "k8s.io/kubernetes/cmd/kube-apiserver"})
 	}
 	return nil
 }

@@ -13,18 +13,27 @@ import (
 )
 
 // Build compiles Traefik into cacheDir unless it is already there, writing progress lines to
-// progress; a cold build takes 5–15 minutes on two cores. The module is copied out of the
-// read-only module cache and built unmodified. Concurrent builders serialise on a lock file and
-// the binary appears atomically.
-func Build(ctx context.Context, cacheDir string, progress io.Writer) (string, error) {
+// progress; a cold build took 23 minutes on a shared two-core machine. The module is copied out
+// of the read-only module cache and built unmodified. Concurrent builders serialise on a lock
+// file and the binary appears atomically. queue makes it download and plan at once but
+// compile only once no other build of the cache runs (see toolcache.Queue): the lab builds
+// Traefik in the background while the kube-apiserver it needs first compiles.
+func Build(ctx context.Context, cacheDir string, progress io.Writer, queue bool) (string, error) {
 	out := BinaryIn(cacheDir)
 	src := filepath.Join(cacheDir, "src", "traefik-"+Version)
+	var opts []toolcache.Option
+	if queue {
+		opts = append(opts, toolcache.Queue(src+".lock"))
+	}
 	return out, toolcache.Fill(ctx, src+".lock", progress, func() bool { return toolcache.Executable(out) == nil },
-		func(progress io.Writer) error { return build(ctx, src, out, progress) })
+		func(progress io.Writer) error { return build(ctx, src, out, progress, opts) })
 }
 
+// Name is the name of the binary and of its build's status (toolcache.ReadStatus).
+func Name() string { return "traefik-" + Version }
+
 // build copies Traefik's module to src, next to which the lock is, and builds out from it.
-func build(ctx context.Context, src, out string, progress io.Writer) error {
+func build(ctx context.Context, src, out string, progress io.Writer, opts []toolcache.Option) error {
 	mod := "github.com/traefik/traefik/v3@" + Version
 	var info struct{ Dir, Error string }
 	data, err := toolcache.GoOutput(ctx, filepath.Dir(src), "mod", "download", "-json", mod)
@@ -38,7 +47,7 @@ func build(ctx context.Context, src, out string, progress io.Writer) error {
 	if err := copyTree(info.Dir, src); err != nil {
 		return err
 	}
-	return toolcache.GoBuild(ctx, src, out, progress, "./cmd/traefik")
+	return toolcache.GoBuild(ctx, src, out, progress, []string{"./cmd/traefik"}, opts...)
 }
 
 // copyTree copies the module directory, making it writable (the module cache is read-only and

@@ -50,7 +50,7 @@ func run(ctx context.Context, args []string, out, progress io.Writer) error {
 	if err != nil {
 		return err
 	}
-	tr, err := traefik.Build(ctx, dir, progress)
+	tr, err := traefik.Build(ctx, dir, progress, false)
 	if err != nil {
 		return err
 	}

@@ -41,11 +41,32 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 // first works out what must be compiled (see Work), then prints what it runs and, every 30s,
 // how far it got and an estimate of the time left; other processes read the same in its
 // Status (<cache>/status/NAME.json, the cache being out's grandparent directory).
-func GoBuild(ctx context.Context, dir, out string, progress io.Writer, args ...string) error {
-	return goBuild(ctx, dir, out, progress, 30*time.Second, args...)
+func GoBuild(ctx context.Context, dir, out string, progress io.Writer, args []string, opts ...Option) error {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return goBuild(ctx, dir, out, progress, 30*time.Second, o, args...)
 }
 
-func goBuild(ctx context.Context, dir, out string, progress io.Writer, every time.Duration, args ...string) (err error) {
+// Option changes how GoBuild builds.
+type Option func(*options)
+
+type options struct {
+	queue   bool
+	ownLock string
+}
+
+// Queue makes the build wait, after finding what to compile (which downloads
+// the modules, mostly network), until no other build of the same cache holds
+// its lock (<cache>/src/*.lock other than ownLock, the caller's), so two
+// builds do not share the CPU: the lab builds Traefik in the background while
+// the kube-apiserver it needs first compiles.
+func Queue(ownLock string) Option {
+	return func(o *options) { o.queue, o.ownLock = true, ownLock }
+}
+
+func goBuild(ctx context.Context, dir, out string, progress io.Writer, every time.Duration, o options, args ...string) (err error) {
 	name := filepath.Base(out)
 	cacheDir := filepath.Dir(filepath.Dir(out))
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
@@ -83,8 +104,15 @@ func goBuild(ctx context.Context, dir, out string, progress io.Writer, every tim
 			name, work.Packages, work.Cached, roughly(est))
 		st.Left = est
 	}
-	st.Phase, st.Packages, st.Cached, st.Total = PhaseCompiling, work.Packages, work.Cached, work.Total
+	st.Packages, st.Cached, st.Total = work.Packages, work.Cached, work.Total
+	if o.queue {
+		if err := queue(ctx, cacheDir, o.ownLock, &st, save, progress, every); err != nil {
+			return err
+		}
+	}
+	st.Phase = PhaseCompiling
 	save()
+	start = time.Now() // the rate is the compiler's: from here
 	counter := &packageCounter{out: progress, work: work}
 	stop := ticker(every, func() {
 		st.Compiled, st.Done = counter.progress()
@@ -109,13 +137,52 @@ func goBuild(ctx context.Context, dir, out string, progress io.Writer, every tim
 		return err
 	}
 	st.Compiled, st.Done = counter.progress()
-	st.Phase, st.Took, st.Left = PhaseBuilt, time.Since(start), 0
+	st.Phase, st.Took, st.Left = PhaseBuilt, time.Since(start), 0 // Took: compiling and linking
 	if st.Total == 0 {
 		st.Total = st.Done
 	}
 	save()
 	fmt.Fprintf(progress, "built %s in %s (%d packages compiled)\n", out, st.Took.Round(time.Second), st.Compiled)
 	return nil
+}
+
+// queue waits while another build of cacheDir holds its lock (a Fill in
+// progress), reporting the wait in st.
+func queue(ctx context.Context, cacheDir, ownLock string, st *Status, save func(), progress io.Writer, every time.Duration) error {
+	own := st.Left
+	var said time.Time
+	for {
+		busy := busyLocks(filepath.Join(cacheDir, "src"), ownLock)
+		if len(busy) == 0 {
+			return nil
+		}
+		var ahead time.Duration
+		var lines []string
+		for _, s := range Running(cacheDir) {
+			if s.Name != st.Name {
+				ahead = max(ahead, s.Left)
+				lines = append(lines, s.Line())
+			}
+		}
+		st.Phase, st.Left = PhaseQueued, own+ahead
+		if ahead == 0 {
+			st.Left = 0 // the build ahead gives no estimate: neither can this one
+		}
+		save()
+		if time.Since(said) >= every {
+			what := strings.Join(busy, ", ")
+			if len(lines) > 0 {
+				what = strings.Join(lines, "; ")
+			}
+			fmt.Fprintf(progress, "%s waits for the build ahead of it to finish: %s\n", st.Name, what)
+			said = time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
 }
 
 // packageCounter takes the output of `go build -v`: it counts the lines naming a package

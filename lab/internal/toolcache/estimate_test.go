@@ -78,7 +78,7 @@ func TestBuildProgressEstimates(t *testing.T) {
 	cache := t.TempDir()
 	out := filepath.Join(cache, "bin", "fake-v1")
 	var progress syncBuffer
-	if err := goBuild(t.Context(), src, out, Progress(&progress), 100*time.Millisecond, "./cmd/fake"); err != nil {
+	if err := goBuild(t.Context(), src, out, Progress(&progress), 100*time.Millisecond, options{}, "./cmd/fake"); err != nil {
 		t.Fatalf("%v\n%s", err, progress.String())
 	}
 	p := progress.String()
@@ -163,7 +163,8 @@ func TestEstimateLeft(t *testing.T) {
 		t.Error("an estimate without a plan")
 	}
 	for d, want := range map[time.Duration]string{3 * time.Second: "about 5s", 42 * time.Second: "about 40s", 80 * time.Second: "about 1m20s",
-		150 * time.Second: "about 2m30s", 9*time.Minute + 50*time.Second: "about 10m", 23*time.Minute + 20*time.Second: "about 23m"} {
+		150 * time.Second: "about 2m30s", 9*time.Minute + 50*time.Second: "about 10m", 23*time.Minute + 20*time.Second: "about 23m",
+		time.Hour: "about 1h", 58 * time.Minute: "about 1h", 85 * time.Minute: "about 1h30m", 2*time.Hour + 3*time.Minute: "about 2h"} {
 		if got := roughly(d); got != want {
 			t.Errorf("roughly(%s) = %q, want %q", d, got, want)
 		}
@@ -183,7 +184,7 @@ func TestWaitForBuild(t *testing.T) {
 
 	src := fakeGo(t, 10, "0.2", false)
 	done := make(chan error, 1)
-	go func() { done <- goBuild(context.Background(), src, out, Progress(nil), time.Hour, ".") }()
+	go func() { done <- goBuild(context.Background(), src, out, Progress(nil), time.Hour, options{}, ".") }()
 	waitFor(t, "the build to start compiling", func() bool {
 		s, err := ReadStatus(cache, "fake-v1")
 		return err == nil && s.Phase == PhaseCompiling
@@ -208,7 +209,7 @@ func TestWaitForBuild(t *testing.T) {
 
 	failing := filepath.Join(cache, "bin", "broken-v1")
 	src = fakeGo(t, 4, "0.01", true)
-	if err := goBuild(t.Context(), src, failing, Progress(nil), time.Hour, "."); err == nil {
+	if err := goBuild(t.Context(), src, failing, Progress(nil), time.Hour, options{}, "."); err == nil {
 		t.Fatal("the failing build succeeded")
 	}
 	err := Wait(t.Context(), cache, "broken-v1", failing, &bytes.Buffer{}, time.Second, time.Minute)
@@ -240,7 +241,9 @@ func TestFillWaiterSeesProgress(t *testing.T) {
 	lock := filepath.Join(cache, "src", "fake-v1.lock")
 	src := fakeGo(t, 10, "0.2", false)
 	present := func() bool { return Executable(out) == nil }
-	build := func(progress io.Writer) error { return goBuild(context.Background(), src, out, progress, time.Hour, ".") }
+	build := func(progress io.Writer) error {
+		return goBuild(context.Background(), src, out, progress, time.Hour, options{}, ".")
+	}
 	done := make(chan error, 1)
 	go func() { done <- Fill(context.Background(), lock, nil, present, build) }()
 	waitFor(t, "the first build to compile", func() bool {

@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -63,4 +65,26 @@ func setGroupKill(cmd *exec.Cmd) {
 	}
 	cmd.SysProcAttr.Setpgid = true
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+}
+
+// busyLocks lists the *.lock files in dir, other than the lock file self
+// (the caller's own), that a process holds now.
+func busyLocks(dir, self string) []string {
+	files, _ := filepath.Glob(filepath.Join(dir, "*.lock"))
+	var busy []string
+	for _, p := range files {
+		name := strings.TrimSuffix(filepath.Base(p), ".lock")
+		if filepath.Clean(p) == filepath.Clean(self) {
+			continue
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			continue
+		}
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB); err == syscall.EWOULDBLOCK {
+			busy = append(busy, name)
+		}
+		f.Close()
+	}
+	return busy
 }

@@ -18,6 +18,7 @@ import (
 // Build phases a Status reports.
 const (
 	PhasePlanning  = "planning" // go list: modules downloaded, stale packages found
+	PhaseQueued    = "queued"   // waiting for another build to finish (see Queue)
 	PhaseCompiling = "compiling"
 	PhaseBuilt     = "built"
 	PhaseFailed    = "failed"
@@ -93,7 +94,7 @@ func writeStatus(cacheDir string, s Status) error {
 // Running reports whether the build is in progress: its phase says so and
 // its process is alive.
 func (s Status) Running() bool {
-	return (s.Phase == PhasePlanning || s.Phase == PhaseCompiling) && s.Builder.Alive()
+	return (s.Phase == PhasePlanning || s.Phase == PhaseQueued || s.Phase == PhaseCompiling) && s.Builder.Alive()
 }
 
 // Line describes the build in one line, as the progress lines do.
@@ -103,8 +104,13 @@ func (s Status) Line() string {
 	switch s.Phase {
 	case PhasePlanning:
 		fmt.Fprintf(&b, ": downloading modules and finding what to compile (%s so far)", since(s.Started, s.Updated))
+	case PhaseQueued:
+		fmt.Fprintf(&b, ": %s to compile once the build ahead of it is done", plural(s.Packages, "package"))
+		if s.Left > 0 {
+			fmt.Fprintf(&b, ", %s left in all", roughly(s.Left))
+		}
 	case PhaseCompiling:
-		fmt.Fprintf(&b, ": %d of %d packages compiled", s.Compiled, s.Packages)
+		fmt.Fprintf(&b, ": %d of %s compiled", s.Compiled, plural(s.Packages, "package"))
 		if s.Total > 0 {
 			fmt.Fprintf(&b, " (%d%% of the work)", min(100, int(100*s.Done/s.Total)))
 		}
@@ -207,4 +213,11 @@ func Wait(ctx context.Context, cacheDir, name, binary string, progress io.Writer
 		case <-time.After(time.Second):
 		}
 	}
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
 }

@@ -90,7 +90,7 @@ func TestGoBuild(t *testing.T) {
 	progress := Progress(&buf)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if err := GoBuild(ctx, src, out, progress, "."); err != nil {
+	if err := GoBuild(ctx, src, out, progress, []string{"."}); err != nil {
 		t.Fatalf("GoBuild: %v\n%s", err, buf.String())
 	}
 	if err := Executable(out); err != nil {
@@ -110,7 +110,7 @@ func TestGoBuild(t *testing.T) {
 
 	cancelled, cancelNow := context.WithCancel(context.Background())
 	cancelNow()
-	if err := GoBuild(cancelled, src, out+"-again", Progress(nil), "."); !errors.Is(err, context.Canceled) {
+	if err := GoBuild(cancelled, src, out+"-again", Progress(nil), []string{"."}); !errors.Is(err, context.Canceled) {
 		t.Errorf("GoBuild with a cancelled context: %v, want context.Canceled", err)
 	}
 	if _, err := os.Stat(out + "-again"); err == nil {

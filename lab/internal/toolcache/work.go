@@ -104,6 +104,13 @@ func estimateLeft(w Work, done int64, elapsed time.Duration, rate float64) (time
 // "about 40s".
 func roughly(d time.Duration) string {
 	switch {
+	case d >= 55*time.Minute:
+		r := d.Round(10 * time.Minute)
+		h, m := int(r/time.Hour), int(r%time.Hour/time.Minute)
+		if m == 0 {
+			return fmt.Sprintf("about %dh", h)
+		}
+		return fmt.Sprintf("about %dh%02dm", h, m)
 	case d >= 10*time.Minute:
 		return fmt.Sprintf("about %dm", int(d.Round(time.Minute)/time.Minute))
 	case d >= 2*time.Minute:
