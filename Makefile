@@ -1,21 +1,54 @@
-# mno — see README.md. `make test` is the one command CI runs.
+# mno — see README.md. `make lab` is the first command on a fresh machine, `make test` the one
+# command CI runs.
 GO       ?= go
 BIN      ?= bin
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 LDFLAGS  := -X main.version=$(VERSION)
+# urfave/cli without its man-page and markdown generators (mno uses neither): their
+# markdown library's package init cost every start of mno about a millisecond.
+TAGS     := urfave_cli_no_docs
 PKGS     := ./...
+# The Debian packages the lab and the tests need: OpenSSH's sshd (and ssh-keygen), sudo and
+# visudo, iproute2 (network namespaces), util-linux (unshare, nsenter, flock), procps, coreutils
+# and mawk (the nodes' shims), curl (in nodes and the walk-through), systemd (systemd-analyze,
+# which checks the units `mno install systemd` writes), iptables (in VPS nodes: adopt hands ports
+# 80/443 over from MyNodeOne's Traefik). See lab/hosts/doc.go.
+DEB_PACKAGES := openssh-server openssh-client sudo iproute2 util-linux procps coreutils mawk systemd curl iptables
 
-.PHONY: all build install test test-short tools lint fmt vet bench clean
+.PHONY: all build install lab deps test test-short tools lint fmt vet bench clean
 
 all: build
 
 ## build: compile bin/mno
 build:
-	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/mno ./cmd/mno
+	$(GO) build -trimpath -tags $(TAGS) -ldflags "$(LDFLAGS)" -o $(BIN)/mno ./cmd/mno
 
 ## install: install mno into $GOBIN
 install:
-	$(GO) install -trimpath -ldflags "$(LDFLAGS)" ./cmd/mno
+	$(GO) install -trimpath -tags $(TAGS) -ldflags "$(LDFLAGS)" ./cmd/mno
+
+## lab: from a fresh Debian or Ubuntu machine with Go, as root: the Debian packages the lab needs
+## (make deps), bin/mno, and a lab of real nodes (mno lab up; already up: says so). The first
+## time it builds kube-apiserver and etcd (Traefik builds on in the background).
+lab: deps build
+	$(BIN)/mno lab up --reuse
+
+## deps: as root on Debian or Ubuntu, install the missing packages of DEB_PACKAGES (saying which
+## first); elsewhere, say what is missing
+deps:
+	@missing=""; \
+	for p in $(DEB_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if ! command -v apt-get >/dev/null 2>&1; then \
+		echo "deps: not a Debian or Ubuntu machine; the lab and the tests need (Debian names):$$missing"; exit 1; \
+	fi; \
+	if [ "$$(id -u)" != 0 ]; then \
+		echo "deps: the lab and the tests need these Debian packages:$$missing; as root: apt-get install -y$$missing"; exit 1; \
+	fi; \
+	echo "deps: installing the Debian packages the lab and the tests need:$$missing (apt-get install -y$$missing)"; \
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq$$missing
 
 ## tools: build (or reuse, cached in ~/.cache/mno) the real kube-apiserver, etcd and Traefik the tests use
 tools:
@@ -47,7 +80,7 @@ bench: tools
 	@command -v ansible-playbook >/dev/null 2>&1 || { \
 		echo "bench: ansible-playbook is missing: installing Debian's ansible (apt-get install -y ansible)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ansible; }
-	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN)/mno ./cmd/mno
+	$(GO) build -trimpath -tags $(TAGS) -ldflags "$(LDFLAGS)" -o $(BIN)/mno ./cmd/mno
 	$(GO) build -trimpath -o $(BIN)/mno-bench-floor ./bench/floor
 	$(GO) build -trimpath -o $(BIN)/mno-bench-rusage ./bench/rusage
 	BENCH_COMMAND="make bench$(if $(BENCH_N), BENCH_N=$(BENCH_N))$(if $(BENCH_RUNS), BENCH_RUNS=$(BENCH_RUNS))$(if $(BENCH_SCALE), BENCH_SCALE=$(BENCH_SCALE))$(if $(BENCH_ANSIBLE_RUNS), BENCH_ANSIBLE_RUNS=$(BENCH_ANSIBLE_RUNS))" \

@@ -75,6 +75,7 @@ func labUpCommand() *cli.Command {
 			&cli.IntFlag{Name: "laptops", Value: 1, Usage: "number of laptops"},
 			&cli.StringFlag{Name: "cluster-name", Value: "home", Usage: "cluster-info cluster-name (and domain) the init playbook sets"},
 			&cli.StringFlag{Name: "from", Usage: "start from `mynodeone`: nodes, ConfigMaps and a sync controller as MyNodeOne leaves them, for `mno run adopt`"},
+			&cli.BoolFlag{Name: "reuse", Usage: "if the lab is already up with these nodes, say so and succeed (make lab)"},
 		},
 		Action: func(c *cli.Context) error {
 			if err := lab.CheckPrivileges(); err != nil {
@@ -86,6 +87,18 @@ func labUpCommand() *cli.Command {
 			}
 			name := c.String("name")
 			errOut := c.App.ErrWriter
+			if c.Bool("reuse") {
+				if cl, err := lab.Open(name); err == nil && cl.Running() {
+					if have, want := countNodes(cl), [3]int{c.Int("vps"), c.Int("workers"), c.Int("laptops")}; have != want {
+						return cli.Exit(fmt.Sprintf("lab up: lab %q is up with %d VPS, %d worker(s), %d laptop(s), not the %d, %d, %d asked for; `mno lab down --name %s` first",
+							name, have[0], have[1], have[2], want[0], want[1], want[2], name), 1)
+					}
+					fmt.Fprintf(errOut, "lab %q is already up (since %s):\n", name, cl.Started.Local().Format("15:04:05"))
+					printLab(errOut, cl)
+					printBuilds(errOut)
+					return nil
+				}
+			}
 			fmt.Fprintf(errOut, "mno lab: starting lab %q: %d VPS, %d worker(s), %d laptop(s)\n", name, c.Int("vps"), c.Int("workers"), c.Int("laptops"))
 			start := time.Now()
 			cl, err := lab.Up(c.Context, lab.Options{
@@ -98,12 +111,7 @@ func labUpCommand() *cli.Command {
 			fmt.Fprintf(errOut, "lab %q is up (%s):\n", name, time.Since(start).Round(100*time.Millisecond))
 			printLab(errOut, cl)
 			if cl.TraefikBuilding {
-				fmt.Fprintf(errOut, "\nTraefik, which a VPS runs once add-vps starts it, is still building in the background:\n")
-				for _, b := range lab.Builds() {
-					fmt.Fprintf(errOut, "  %s\n", b)
-				}
-				fmt.Fprintf(errOut, "add-vps waits for it (at most %s; it says so at once if the build needs longer); `mno lab status` shows how far it is.\n",
-					lab.TraefikWaitLimit)
+				printBuilds(errOut)
 			}
 			env := ""
 			if name != "default" {
@@ -115,6 +123,37 @@ func labUpCommand() *cli.Command {
 			return nil
 		},
 	}
+}
+
+// countNodes counts a lab's VPSes, workers and laptops.
+func countNodes(cl *lab.Cluster) [3]int {
+	var n [3]int
+	for _, node := range cl.Nodes {
+		switch node.Kind {
+		case lab.KindVPS:
+			n[0]++
+		case lab.KindWorker:
+			n[1]++
+		case lab.KindLaptop:
+			n[2]++
+		}
+	}
+	return n
+}
+
+// printBuilds tells of the helper binaries still building (Traefik, after
+// `mno lab up`), which a VPS's docker waits for.
+func printBuilds(w io.Writer) {
+	builds := lab.Builds()
+	if len(builds) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\nStill building in the background (a VPS runs Traefik once add-vps starts it):\n")
+	for _, b := range builds {
+		fmt.Fprintf(w, "  %s\n", b)
+	}
+	fmt.Fprintf(w, "add-vps waits for it (at most %s; it says at once if the build needs longer); `mno lab status` shows how far it is.\n",
+		lab.TraefikWaitLimit)
 }
 
 // printLab describes a lab's nodes and what runs in them.
@@ -221,21 +260,14 @@ func labStatusCommand() *cli.Command {
 					return err
 				}
 				printStatus(out, cl)
+				printBuilds(out)
 				return nil
 			}
 			labs, err := lab.List()
 			if err != nil {
 				return cli.Exit("lab status: "+err.Error(), 1)
 			}
-			builds := lab.Builds()
-			defer func() {
-				if len(builds) > 0 {
-					fmt.Fprintln(out, "\nbuilding (a VPS's docker waits for Traefik):")
-					for _, b := range builds {
-						fmt.Fprintf(out, "  %s\n", b)
-					}
-				}
-			}()
+			defer printBuilds(out)
 			if len(labs) == 0 {
 				fmt.Fprintln(out, "no labs (start one with `mno lab up`)")
 				return nil
