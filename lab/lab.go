@@ -124,7 +124,7 @@ type State struct {
 	// left Traefik building in the background (see WaitForTool).
 	CacheDir        string `json:"cache_dir,omitempty"`
 	TraefikBuilding bool   `json:"traefik_building,omitempty"`
-	Demo    Demo   `json:"demo"`
+	Demo            Demo   `json:"demo"`
 	// From is the starting point (Options.From). A lab from MyNodeOne has
 	// the control plane's root home stand-in CPRoot (.ssh with MyNodeOne's
 	// keys, systemd with its unit) and CPSystemctl, the control plane's

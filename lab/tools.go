@@ -191,4 +191,3 @@ func (t tooling) toolDirs() ([]string, error) {
 	}
 	return dirs, nil
 }
-

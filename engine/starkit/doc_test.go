@@ -61,4 +61,3 @@ func parsedDoc(t *testing.T, src string) string {
 	}
 	return strings.TrimSpace(strings.Join(lines, "\n"))
 }
-
