@@ -72,21 +72,32 @@ fmt:
 vet:
 	$(GO) vet $(PKGS)
 
-## bench: `mno run sync` vs Ansible vs a raw SSH client on N real sshd hosts, and a 1000-host
-## in-process scale run; writes bench/RESULTS.md (not part of test or CI). Narrow it with
-## BENCH_N=10,50 BENCH_RUNS=5 BENCH_SCALE=0 (defaults 1,10,50,100; 5; 1000); BENCH_ANSIBLE_RUNS=5
-## times Ansible in every repetition at N >= 50 too (default 3: there one run takes minutes).
+## bench: start-up (hyperfine: mno version and mno run hello next to a minimal Go program, with
+## a profile of what is left), then `mno run sync` vs Ansible vs a raw SSH client on N real sshd
+## hosts, and a 1000-host in-process scale run; writes bench/RESULTS.md and the README's
+## performance section (not part of test or CI). Narrow it with BENCH_N=1,10 (none: no sync) BENCH_RUNS=5
+## BENCH_SCALE=0 BENCH_STARTUP=0 (defaults 1,10,50,100; 5; 1000; 1): what a narrowed run does not
+## measure is kept from the last run, marked. BENCH_ANSIBLE_RUNS=5 times Ansible in every
+## repetition at N >= 50 too (default 3). BENCH_OTHER=path/to/mno BENCH_OTHER_LABEL="mno before"
+## times another build alongside (start-up and sync).
+BENCH_VARS = $(foreach v,BENCH_N BENCH_RUNS BENCH_SCALE BENCH_STARTUP BENCH_ANSIBLE_RUNS,$(if $($(v)), $(v)=$($(v))))
 bench: tools
 	@command -v ansible-playbook >/dev/null 2>&1 || { \
 		echo "bench: ansible-playbook is missing: installing Debian's ansible (apt-get install -y ansible)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ansible; }
+	@command -v hyperfine >/dev/null 2>&1 || { \
+		echo "bench: hyperfine is missing: installing Debian's hyperfine (apt-get install -y hyperfine)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq hyperfine; }
 	$(GO) build -trimpath -tags $(TAGS) -ldflags "$(LDFLAGS)" -o $(BIN)/mno ./cmd/mno
 	$(GO) build -trimpath -o $(BIN)/mno-bench-floor ./bench/floor
 	$(GO) build -trimpath -o $(BIN)/mno-bench-rusage ./bench/rusage
-	BENCH_COMMAND="make bench$(if $(BENCH_N), BENCH_N=$(BENCH_N))$(if $(BENCH_RUNS), BENCH_RUNS=$(BENCH_RUNS))$(if $(BENCH_SCALE), BENCH_SCALE=$(BENCH_SCALE))$(if $(BENCH_ANSIBLE_RUNS), BENCH_ANSIBLE_RUNS=$(BENCH_ANSIBLE_RUNS))" \
+	$(GO) build -trimpath -o $(BIN)/mno-bench-minimal ./bench/minimal
+	BENCH_COMMAND="make bench$(BENCH_VARS)" \
 		$(GO) run ./bench/syncbench -mno $(BIN)/mno -floor $(BIN)/mno-bench-floor -rusage $(BIN)/mno-bench-rusage \
+		-minimal $(BIN)/mno-bench-minimal \
 		$(if $(BENCH_N),-n $(BENCH_N)) $(if $(BENCH_RUNS),-runs $(BENCH_RUNS)) $(if $(BENCH_SCALE),-scale $(BENCH_SCALE)) \
-		$(if $(BENCH_ANSIBLE_RUNS),-ansible-runs $(BENCH_ANSIBLE_RUNS))
+		$(if $(BENCH_ANSIBLE_RUNS),-ansible-runs $(BENCH_ANSIBLE_RUNS)) $(if $(filter 0,$(BENCH_STARTUP)),-startup=false) \
+		$(if $(BENCH_OTHER),-other-mno $(BENCH_OTHER) -other-label "$(or $(BENCH_OTHER_LABEL),mno-other)" -tools mno,mno-other,floor,ansible)
 
 clean:
 	rm -rf $(BIN)

@@ -68,7 +68,7 @@ func ratio(a, b time.Duration) string {
 }
 
 // Report renders RESULTS.md.
-func Report(m Machine, results []*Result, scale *ScaleResult) string {
+func Report(m Machine, results []*Result, scale *ScaleResult, startup *StartupResult) string {
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	w("# Benchmark results: `mno run sync` vs Ansible vs the raw SSH floor\n\n")
@@ -98,6 +98,14 @@ func Report(m Machine, results []*Result, scale *ScaleResult) string {
 	w("them (they read no API and write no registry). Ansible: one `ansible-playbook`, forks = N, pipelining,\n")
 	w("no fact gathering, known_hosts with StrictHostKeyChecking=yes, no connection reuse across runs. The\n")
 	w("floor: x/crypto/ssh + pkg/sftp, one connection per host, all at once, read then write if different.\n\n")
+	if startup != nil {
+		for _, r := range results {
+			if r.Phases != nil {
+				startup.Phases = r.Phases
+			}
+		}
+		w("%s", startup.Markdown())
+	}
 	for _, r := range results {
 		w("## N = %d (%d VPS, %d laptops)\n\n", r.N, r.VPS, r.Laptops)
 		w("| tool | phase | median s | [min–max] | runs | CPU s | hosts CPU s | peak RSS MiB | others (CPUs) | load (max) |\n")
@@ -173,7 +181,7 @@ func median(r *Result, tool, phase string) time.Duration {
 }
 
 // PerformanceSection renders the short section for the README.
-func PerformanceSection(m Machine, results []*Result, scale *ScaleResult) string {
+func PerformanceSection(m Machine, results []*Result, scale *ScaleResult, startup *StartupResult) string {
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	w("## Performance\n\n")
@@ -182,6 +190,9 @@ func PerformanceSection(m Machine, results []*Result, scale *ScaleResult) string
 	w("and a minimal x/crypto/ssh + pkg/sftp program (the floor), all leaving byte-identical files.\n")
 	w("Medians in seconds; *first* = every file changes, *second* = nothing does. Measured on %d × %s,\n", m.CPUs, m.CPUModel)
 	w("load average %s (details in bench/RESULTS.md).\n\n", m.LoadStart)
+	if startup != nil {
+		w("%s\n\n", startup.Summary())
+	}
 	w("| N | mno first | floor first | Ansible first | mno second | floor second | Ansible second | mno/floor | Ansible/mno | mno peak RSS |\n")
 	w("|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range results {

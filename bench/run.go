@@ -45,6 +45,9 @@ type Config struct {
 	// QuietWait for the machine to be less than QuietBelow busy.
 	QuietBelow float64
 	QuietWait  time.Duration
+	// Phases is how many `mno run --output json sync` runs at N = 1 split
+	// its time into phases (0: none).
+	Phases int
 	Log        io.Writer
 }
 
@@ -69,6 +72,8 @@ type Result struct {
 	// after every first and second run against mno's roles' rendering).
 	Identical bool
 	Notes     []string
+	// Phases splits mno's time at N = 1 (Config.Phases runs), nil if not measured.
+	Phases *Phases
 }
 
 // Env is what every N shares: hosts and the API server.
@@ -222,6 +227,13 @@ func RunN(ctx context.Context, cfg Config, env *Env, n int) (*Result, error) {
 				n, rep+1, name, s1.Wall.Seconds(), s2.Wall.Seconds(), float64(max(s1.MaxRSSKB, s2.MaxRSSKB))/1024,
 				(s1.User + s1.Sys).Seconds(), s1.HostsCPU.Seconds(), s1.Others, s1.Load1, len(changed))
 		}
+	}
+	if m, ok := tools["mno"].(*Mno); ok && n == 1 && cfg.Phases > 0 {
+		if res.Phases, err = MeasurePhases(ctx, m, cfg.Phases); err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(cfg.Log, "N=1 phases (median of %d, ms): start %s, API %s, connect %s, push %s, status %s, exit %s, total %s\n", cfg.Phases,
+			msD(res.Phases.Start), msD(res.Phases.API), msD(res.Phases.Connect), msD(res.Phases.Push), msD(res.Phases.Status), msD(res.Phases.Exit), msD(res.Phases.Total))
 	}
 	return res, nil
 }

@@ -34,7 +34,7 @@ func init() { runtime.LockOSThread() }
 
 func main() {
 	var (
-		ns       = flag.String("n", envOr("BENCH_N", "1,10,50,100"), "host counts, comma-separated ($BENCH_N)")
+		ns       = flag.String("n", envOr("BENCH_N", "1,10,50,100"), "host counts, comma-separated, or none ($BENCH_N)")
 		runs     = flag.Int("runs", envInt("BENCH_RUNS", 5), "repetitions per N ($BENCH_RUNS)")
 		ansRuns  = flag.Int("ansible-runs", envInt("BENCH_ANSIBLE_RUNS", 3), "repetitions that include Ansible at N >= 50, where one run takes minutes; 0: all ($BENCH_ANSIBLE_RUNS)")
 		scale    = flag.Int("scale", envInt("BENCH_SCALE", 1000), "hosts of the in-process scale run; 0 skips it ($BENCH_SCALE)")
@@ -49,12 +49,18 @@ func main() {
 		quietMax = flag.Duration("quiet-wait", 10*time.Second, "how long to wait for -quiet at most")
 		keep     = flag.Bool("keep", false, "keep the work directory")
 		mnoArgs  = flag.String("mno-args", "", "extra arguments after `mno run sync`")
-		other    = flag.String("other-mno", "", "another mno binary, timed as the tool mno-other (add it to -tools)")
+		other    = flag.String("other-mno", "", "another mno binary, timed as the tool mno-other (add it to -tools) and in the start-up run")
+		otherLbl = flag.String("other-label", "mno-other", "what the start-up table calls -other-mno (e.g. \"mno before\")")
+		startup  = flag.Bool("startup", envOr("BENCH_STARTUP", "1") != "0", "time start-up with hyperfine ($BENCH_STARTUP=0 skips it)")
+		suRuns   = flag.Int("startup-runs", envInt("BENCH_STARTUP_RUNS", 200), "hyperfine runs per command ($BENCH_STARTUP_RUNS)")
+		minimal  = flag.String("minimal", "bin/mno-bench-minimal", "the minimal Go program (bench/minimal) start-up is compared with")
+		phases   = flag.Int("phases", 15, "runs of `mno run --output json sync` at N = 1 that split its time into phases (0: none)")
 	)
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, *ns, *runs, *scale, *mnoBin, *floorBin, *tools, *out, *perf, *quickAck, *quiet, *quietMax, *keep, *mnoArgs, *other, *rusage, *ansRuns); err != nil {
+	su := startupFlags{on: *startup, runs: *suRuns, minimal: *minimal, otherLabel: *otherLbl, phases: *phases}
+	if err := run(ctx, *ns, *runs, *scale, *mnoBin, *floorBin, *tools, *out, *perf, *quickAck, *quiet, *quietMax, *keep, *mnoArgs, *other, *rusage, *ansRuns, su); err != nil {
 		fmt.Fprintln(os.Stderr, "syncbench:", err)
 		os.Exit(1)
 	}
@@ -74,10 +80,20 @@ func envInt(k string, def int) int {
 	return def
 }
 
+// startupFlags configure the start-up part.
+type startupFlags struct {
+	on                  bool
+	runs, phases        int
+	minimal, otherLabel string
+}
+
 func run(ctx context.Context, nsFlag string, runs, scaleN int, mnoBin, floorBin, toolsFlag, out, perf string,
-	quickAck bool, quiet float64, quietMax time.Duration, keep bool, mnoArgs, other, rusage string, ansRuns int) error {
+	quickAck bool, quiet float64, quietMax time.Duration, keep bool, mnoArgs, other, rusage string, ansRuns int, su startupFlags) error {
 	var ns []int
 	maxN := 0
+	if nsFlag == "none" {
+		nsFlag = ""
+	}
 	for _, f := range strings.Split(nsFlag, ",") {
 		if f = strings.TrimSpace(f); f == "" {
 			continue
@@ -142,19 +158,40 @@ func run(ctx context.Context, nsFlag string, runs, scaleN int, mnoBin, floorBin,
 
 	var results []*bench.Result
 	var scaleRes *bench.ScaleResult
+	var startupRes *bench.StartupResult
+	// What an earlier run measured and this one does not is kept (marked).
+	oldOut, oldPerf := readOr(out), readOr(perf)
 	write := func() error {
 		machine.LoadEnd = bench.LoadAvg()
 		machine.Took = time.Since(machine.Started)
-		report := bench.Report(machine, results, scaleRes)
+		report := bench.MergeResults(oldOut, bench.Report(machine, results, scaleRes, startupRes))
 		if out == "" {
 			fmt.Print(report)
 		} else if err := os.WriteFile(out, []byte(report), 0o644); err != nil {
 			return err
 		}
 		if perf != "" {
-			return os.WriteFile(perf, []byte(bench.PerformanceSection(machine, results, scaleRes)), 0o644)
+			section := bench.MergePerformance(oldPerf, bench.PerformanceSection(machine, results, scaleRes, startupRes), report)
+			return os.WriteFile(perf, []byte(section), 0o644)
 		}
 		return nil
+	}
+	if su.on {
+		logf("start-up: hyperfine, %d runs per command", su.runs)
+		minimal, err := filepath.Abs(su.minimal)
+		if err != nil {
+			return err
+		}
+		startupRes, err = bench.RunStartup(ctx, bench.StartupConfig{Mno: mnoBin, Minimal: minimal, Other: other, OtherLabel: su.otherLabel, Runs: su.runs, Dir: dir})
+		if err != nil {
+			return err
+		}
+		for _, t := range startupRes.Timings {
+			logf("start-up: %-22s %6.1f ms ± %.1f (user %.1f, sys %.1f), %d minor faults", t.Label, t.Mean*1000, t.Stddev*1000, t.User*1000, t.System*1000, t.MinorFaults)
+		}
+		if err := write(); err != nil {
+			return err
+		}
 	}
 
 	if len(ns) > 0 {
@@ -180,7 +217,7 @@ func run(ctx context.Context, nsFlag string, runs, scaleN int, mnoBin, floorBin,
 			// This machine is a k3s server: keep its kubeconfig out of the laptops.
 			extra = append(extra, "kubeconfig_source="+filepath.Join(dir, "no-kubeconfig"))
 		}
-		cfg := bench.Config{Runs: runs, AnsibleRuns: ansRuns, Dir: dir, MnoBin: mnoBin, OtherMno: other, Rusage: rusage, FloorBn: floorBin, MnoArgs: extra, QuickAck: quickAck,
+		cfg := bench.Config{Phases: su.phases, Runs: runs, AnsibleRuns: ansRuns, Dir: dir, MnoBin: mnoBin, OtherMno: other, Rusage: rusage, FloorBn: floorBin, MnoArgs: extra, QuickAck: quickAck,
 			Tools: tools, QuietBelow: quiet, QuietWait: quietMax, Log: os.Stderr}
 		for _, n := range ns {
 			logf("N=%d: %d repetitions of %s", n, runs, strings.Join(tools, ", "))
@@ -215,6 +252,15 @@ func run(ctx context.Context, nsFlag string, runs, scaleN int, mnoBin, floorBin,
 		logf("wrote %s and %s", out, perf)
 	}
 	return nil
+}
+
+// readOr returns the file's content, "" if there is none.
+func readOr(path string) string {
+	if path == "" {
+		return ""
+	}
+	b, _ := os.ReadFile(path)
+	return string(b)
 }
 
 func logf(format string, args ...any) {
