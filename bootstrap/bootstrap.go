@@ -7,15 +7,17 @@ import (
 	"net/netip"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/mno-sh/mno/builtins/ssh"
 	"github.com/mno-sh/mno/engine/starkit"
 )
 
-var userRE = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
+// Compiled on first use, not at every start of mno.
+var userRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`) })
 
 // ValidUser reports whether u is a portable login name.
-func ValidUser(u string) bool { return userRE.MatchString(u) }
+func ValidUser(u string) bool { return userRE().MatchString(u) }
 
 // ValidFrom reports whether a is usable in an authorized_keys from="…"
 // option as mno writes it: IP addresses and CIDRs (comma-separated), each

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/mno-sh/mno/lab/hosts"
@@ -146,11 +147,13 @@ type Cluster struct {
 	api   *kubeapi.Server
 }
 
-var nameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$`)
+// Compiled on first use: a package-level regexp is compiled at every start
+// of mno, whatever the command (bounded repetitions make large programs).
+var nameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$`) })
 
 // CheckName reports whether name can name a lab.
 func CheckName(name string) error {
-	if !nameRE.MatchString(name) {
+	if !nameRE().MatchString(name) {
 		return fmt.Errorf("lab name %q: want lower-case letters, digits and '-' (at most 32)", name)
 	}
 	return nil

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	xssh "golang.org/x/crypto/ssh"
@@ -40,7 +41,7 @@ type remoteCmd struct {
 	timeout time.Duration
 }
 
-var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+var envNameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`) })
 
 // build returns the command line sshd gives the login shell and the bytes
 // sent on stdin ahead of the caller's.
@@ -55,7 +56,7 @@ var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 func (rc remoteCmd) build() (line string, prefix []byte, err error) {
 	keys := make([]string, 0, len(rc.env))
 	for k := range rc.env {
-		if !envNameRE.MatchString(k) {
+		if !envNameRE().MatchString(k) {
 			return "", nil, fmt.Errorf("env: %q is not a valid variable name", k)
 		}
 		keys = append(keys, k)

@@ -16,6 +16,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -213,7 +214,7 @@ func logTail(p string) string {
 	return strings.TrimSpace(string(b))
 }
 
-var sshdVersionRE = regexp.MustCompile(`OpenSSH_(\d+)\.(\d+)`)
+var sshdVersionRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`OpenSSH_(\d+)\.(\d+)`) })
 
 // sshdVersion asks sshd for its version; options differ between releases.
 func sshdVersion(ctx context.Context, sshd string) ([2]int, error) {
@@ -221,7 +222,7 @@ func sshdVersion(ctx context.Context, sshd string) ([2]int, error) {
 		return [2]int{}, fmt.Errorf("hosts: %w (apt-get install -y openssh-server)", err)
 	}
 	out, _ := exec.CommandContext(ctx, sshd, "-V").CombinedOutput()
-	m := sshdVersionRE.FindSubmatch(out)
+	m := sshdVersionRE().FindSubmatch(out)
 	if m == nil {
 		return [2]int{}, fmt.Errorf("hosts: %s -V: no OpenSSH version in %q", sshd, out)
 	}

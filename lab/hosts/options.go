@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 
 	"golang.org/x/crypto/ssh"
 )
@@ -112,8 +113,10 @@ func BaseDir(dir string) Option { return func(c *config) { c.baseDir = dir } }
 func SSHD(path string) Option { return func(c *config) { c.sshd = path } }
 
 var (
-	hostnameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
-	userRE     = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
+	// Compiled on first use, not at every start of mno (bounded
+	// repetitions compile to large programs).
+	hostnameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`) })
+	userRE     = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`) })
 )
 
 // maxHosts is the number of addresses in a lab's /24 after the bridge's.
@@ -133,7 +136,7 @@ func (c *config) validate(n int) error {
 	}
 	seen := map[string]bool{}
 	for _, name := range c.names {
-		if !hostnameRE.MatchString(name) {
+		if !hostnameRE().MatchString(name) {
 			return fmt.Errorf("hosts: bad host name %q (want lower-case letters, digits and '-')", name)
 		}
 		if seen[name] {
@@ -143,7 +146,7 @@ func (c *config) validate(n int) error {
 	}
 	if c.noUsers {
 		c.loginUser = ""
-	} else if !userRE.MatchString(c.loginUser) || c.loginUser == "root" || c.loginUser == noSudoUser {
+	} else if !userRE().MatchString(c.loginUser) || c.loginUser == "root" || c.loginUser == noSudoUser {
 		return fmt.Errorf("hosts: bad login user %q", c.loginUser)
 	}
 	for _, line := range c.authorizedKeys {

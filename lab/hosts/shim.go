@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -54,11 +55,11 @@ type ShimCall struct {
 	Stdin []byte `json:"stdin,omitempty"`
 }
 
-var plainTokenRE = regexp.MustCompile(`^[A-Za-z0-9._+,=@:-]+$`)
+var plainTokenRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9._+,=@:-]+$`) })
 
 // shimToken names one argv element as a path component, as shim.sh's tok does.
 func shimToken(s string) string {
-	if s != "." && s != ".." && plainTokenRE.MatchString(s) {
+	if s != "." && s != ".." && plainTokenRE().MatchString(s) {
 		return "a_" + s
 	}
 	return "x_" + hex.EncodeToString([]byte(s))
