@@ -7,9 +7,9 @@ LDFLAGS  := -X main.version=$(VERSION)
 # urfave/cli without its man-page and markdown generators (mno uses neither): their
 # markdown library's package init cost every start of mno about a millisecond.
 TAGS     := urfave_cli_no_docs
-# A static binary (no cgo: Go's own DNS resolver): it runs on any Linux, and starts without
-# the dynamic loader mapping libc (about 10% fewer page faults at start; see bench/RESULTS.md).
-export CGO_ENABLED ?= 0
+# mno is built static (no cgo: Go's own DNS resolver): it runs on any Linux and starts without
+# the dynamic loader mapping libc (fewer page faults at every start; see bench/RESULTS.md).
+STATIC   := CGO_ENABLED=0
 PKGS     := ./...
 # The Debian packages the lab and the tests need: OpenSSH's sshd (and ssh-keygen), sudo and
 # visudo, iproute2 (network namespaces), util-linux (unshare, nsenter, flock), procps, coreutils
@@ -24,11 +24,11 @@ all: build
 
 ## build: compile bin/mno
 build:
-	$(GO) build -trimpath -tags $(TAGS) -ldflags "$(LDFLAGS)" -o $(BIN)/mno ./cmd/mno
+	$(STATIC) $(GO) build -trimpath -tags $(TAGS) -ldflags "$(LDFLAGS)" -o $(BIN)/mno ./cmd/mno
 
 ## install: install mno into $GOBIN
 install:
-	$(GO) install -trimpath -tags $(TAGS) -ldflags "$(LDFLAGS)" ./cmd/mno
+	$(STATIC) $(GO) install -trimpath -tags $(TAGS) -ldflags "$(LDFLAGS)" ./cmd/mno
 
 ## lab: from a fresh Debian or Ubuntu machine with Go, as root: the Debian packages the lab needs
 ## (make deps), bin/mno, and a lab of real nodes (mno lab up; already up: says so). The first
@@ -91,10 +91,10 @@ bench: tools
 	@command -v hyperfine >/dev/null 2>&1 || { \
 		echo "bench: hyperfine is missing: installing Debian's hyperfine (apt-get install -y hyperfine)"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq hyperfine; }
-	$(GO) build -trimpath -tags $(TAGS) -ldflags "$(LDFLAGS)" -o $(BIN)/mno ./cmd/mno
+	$(STATIC) $(GO) build -trimpath -tags $(TAGS) -ldflags "$(LDFLAGS)" -o $(BIN)/mno ./cmd/mno
 	$(GO) build -trimpath -o $(BIN)/mno-bench-floor ./bench/floor
 	$(GO) build -trimpath -o $(BIN)/mno-bench-rusage ./bench/rusage
-	$(GO) build -trimpath -o $(BIN)/mno-bench-minimal ./bench/minimal
+	$(STATIC) $(GO) build -trimpath -o $(BIN)/mno-bench-minimal ./bench/minimal
 	BENCH_COMMAND="make bench$(BENCH_VARS)" \
 		$(GO) run ./bench/syncbench -mno $(BIN)/mno -floor $(BIN)/mno-bench-floor -rusage $(BIN)/mno-bench-rusage \
 		-minimal $(BIN)/mno-bench-minimal \
