@@ -18,13 +18,18 @@ PKGS     := ./...
 # 80/443 over from MyNodeOne's Traefik). See lab/hosts/doc.go.
 DEB_PACKAGES := openssh-server openssh-client sudo iproute2 util-linux procps coreutils mawk systemd curl iptables
 
-.PHONY: all build install lab deps test test-short tools lint fmt vet bench clean
+.PHONY: all build install lab deps generate test test-short tools lint fmt vet bench clean
 
 all: build
 
 ## build: compile bin/mno
 build:
 	$(STATIC) $(GO) build -trimpath -tags $(TAGS) -ldflags "$(LDFLAGS)" -o $(BIN)/mno ./cmd/mno
+
+## generate: precompiled.bin, the embedded playbooks and roles compiled ahead of time (after
+## editing a .star file under playbooks/ or roles/; TestPrecompiledUpToDate says when)
+generate:
+	$(GO) generate .
 
 ## install: install mno into $GOBIN
 install:

@@ -53,6 +53,8 @@ type Loader struct {
 	cwd         string
 	embedded    fs.FS
 	predeclared starlark.StringDict
+	// archive returns embedded's precompiled programs (see precompile.go), nil if none.
+	archive func() *archive
 	// trust checks every file read from a discovered root; nil for an
 	// explicit --root.
 	trust *trust
@@ -103,7 +105,7 @@ func New(root string, embedded fs.FS, predeclared starlark.StringDict, opts ...O
 			root = abs
 		}
 	}
-	l := &Loader{root: root, cwd: cwd, embedded: embedded, predeclared: predeclared,
+	l := &Loader{root: root, cwd: cwd, embedded: embedded, predeclared: predeclared, archive: archiveOf(embedded),
 		cache: map[string]*entry{}, sources: map[string]*Source{}}
 	for _, o := range opts {
 		o(l)
@@ -630,6 +632,11 @@ func (l *Loader) displayOfKey(key string) string {
 func (l *Loader) execSource(thread *starlark.Thread, src *Source) (starlark.StringDict, error) {
 	if err := CheckUTF8(src); err != nil {
 		return nil, err
+	}
+	if prog := l.precompiled(src); prog != nil {
+		g, err := prog.Init(thread, l.predeclared)
+		g.Freeze()
+		return g, err
 	}
 	return starlark.ExecFileOptions(FileOptions, thread, src.Display, src.Data, l.predeclared)
 }
