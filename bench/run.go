@@ -48,7 +48,7 @@ type Config struct {
 	// Phases is how many `mno run --output json sync` runs at N = 1 split
 	// its time into phases (0: none).
 	Phases int
-	Log        io.Writer
+	Log    io.Writer
 }
 
 // Cell is the measurements of one tool, phase and N.
