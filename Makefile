@@ -89,6 +89,7 @@ vet:
 ## repetition at N >= 50 too (default 3). BENCH_OTHER=path/to/mno BENCH_OTHER_LABEL="mno before"
 ## times another build alongside (start-up and sync).
 BENCH_VARS = $(foreach v,BENCH_N BENCH_RUNS BENCH_SCALE BENCH_STARTUP BENCH_ANSIBLE_RUNS,$(if $($(v)), $(v)=$($(v))))
+BENCH_OTHER_TOOLS := mno,mno-other,floor,ansible
 bench: tools
 	@command -v ansible-playbook >/dev/null 2>&1 || { \
 		echo "bench: ansible-playbook is missing: installing Debian's ansible (apt-get install -y ansible)"; \
@@ -105,7 +106,7 @@ bench: tools
 		-minimal $(BIN)/mno-bench-minimal \
 		$(if $(BENCH_N),-n $(BENCH_N)) $(if $(BENCH_RUNS),-runs $(BENCH_RUNS)) $(if $(BENCH_SCALE),-scale $(BENCH_SCALE)) \
 		$(if $(BENCH_ANSIBLE_RUNS),-ansible-runs $(BENCH_ANSIBLE_RUNS)) $(if $(filter 0,$(BENCH_STARTUP)),-startup=false) \
-		$(if $(BENCH_OTHER),-other-mno $(BENCH_OTHER) -other-label "$(or $(BENCH_OTHER_LABEL),mno-other)" -tools mno,mno-other,floor,ansible)
+		$(if $(BENCH_OTHER),-other-mno $(BENCH_OTHER) -other-label "$(or $(BENCH_OTHER_LABEL),mno-other)" -tools $(BENCH_OTHER_TOOLS))
 
 clean:
 	rm -rf $(BIN)

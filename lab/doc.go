@@ -17,12 +17,18 @@
 //   - docker runs the compose project add-vps writes as a real Traefik
 //     process in the node, on the static configuration in /etc/traefik, so
 //     the routes sync pushes are served on the node's :80 and :443
-//     (scripts/docker.sh);
+//     (scripts/docker.sh); while the Traefik build that Up started in the
+//     background still runs, it waits for it (WaitForTool, tools.go);
 //   - on workers, `curl https://get.k3s.io` answers with an installer whose
 //     k3s is `mno lab agent`: the kubelet stand-in, which reads the
 //     /etc/rancher/k3s/config.yaml add-worker wrote, registers the Node with
 //     the server and join token written there, from the node's network, and
 //     reports it Ready (scripts/install-k3s.sh, agent.go).
+//
+// The helper binaries are built into a cache on first use (tools.go):
+// kube-apiserver and etcd before anything starts, Traefik only for a lab
+// with a VPS — now for an anonymous lab, in the background for a named one,
+// which comes up meanwhile.
 //
 // A named lab (`mno lab up`) is detached: its processes outlive the command,
 // and its state (PIDs, namespaces, links, mounts, paths) lives in
