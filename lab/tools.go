@@ -158,17 +158,21 @@ func WaitForTool(ctx context.Context, cacheDir, name, binary string, progress io
 }
 
 // Builds describes the builds of helper binaries running now (in the
-// background, or a `make tools`), one line each, with their logs.
+// background, or a `make tools`) and those whose last try failed, one line
+// each, with their logs.
 func Builds() []string {
 	dir, err := toolcache.Dir()
 	if err != nil {
 		return nil
 	}
 	var out []string
-	for _, s := range toolcache.Running(dir) {
+	for _, s := range append(toolcache.Running(dir), toolcache.Failed(dir)...) {
 		line := s.Line()
 		if log := toolcache.LogPath(dir, s.Name); fileExists(log) {
 			line += " (log " + log + ")"
+		}
+		if s.Phase == toolcache.PhaseFailed {
+			line += "; `make tools` or `mno lab up` tries again"
 		}
 		out = append(out, line)
 	}

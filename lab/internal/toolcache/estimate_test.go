@@ -216,6 +216,9 @@ func TestWaitForBuild(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "the build failed") || !strings.Contains(err.Error(), LogPath(cache, "broken-v1")) {
 		t.Errorf("Wait for a failed build: %v, want the failure and its log", err)
 	}
+	if f := Failed(cache); len(f) != 1 || f[0].Name != "broken-v1" || !strings.Contains(f[0].Line(), "the build failed: building broken-v1") {
+		t.Errorf("Failed() = %+v, want the broken build", f)
+	}
 
 	// A build whose process died (status says compiling, the process is gone).
 	st, _ := ReadStatus(cache, "fake-v1")

@@ -148,6 +148,24 @@ func machineRate(cacheDir string) float64 {
 	return float64(last.Total) / last.Took.Seconds()
 }
 
+// Failed returns the status of every build under cacheDir whose last try
+// failed or died and whose binary is still missing.
+func Failed(cacheDir string) []Status {
+	files, _ := filepath.Glob(filepath.Join(cacheDir, "status", "*.json"))
+	var out []Status
+	for _, f := range files {
+		s, err := ReadStatus(cacheDir, strings.TrimSuffix(filepath.Base(f), ".json"))
+		if err != nil || s.Running() || s.Phase == PhaseBuilt || Executable(s.Binary) == nil {
+			continue
+		}
+		if s.Phase != PhaseFailed {
+			s.Phase, s.Error = PhaseFailed, fmt.Sprintf("its process %d ended without finishing", s.Builder.PID)
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
 // Running returns the status of every build in progress under cacheDir.
 func Running(cacheDir string) []Status {
 	files, _ := filepath.Glob(filepath.Join(cacheDir, "status", "*.json"))
