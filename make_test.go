@@ -24,8 +24,8 @@ func TestMakeDeps(t *testing.T) {
 		installed string // packages dpkg-query reports installed ("all": every one)
 		want      string // apt-get install's packages; "" for no apt-get at all
 	}{
-		{"fresh machine", "", "openssh-server openssh-client sudo iproute2 util-linux procps coreutils mawk systemd curl"},
-		{"some present", "openssh-client util-linux procps coreutils mawk", "openssh-server sudo iproute2 systemd curl"},
+		{"fresh machine", "", "openssh-server openssh-client sudo iproute2 util-linux procps coreutils mawk systemd curl iptables"},
+		{"some present", "openssh-client util-linux procps coreutils mawk", "openssh-server sudo iproute2 systemd curl iptables"},
 		{"all present", "all", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
