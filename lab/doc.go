@@ -17,8 +17,9 @@
 //   - docker runs the compose project add-vps writes as a real Traefik
 //     process in the node, on the static configuration in /etc/traefik, so
 //     the routes sync pushes are served on the node's :80 and :443
-//     (scripts/docker.sh); while the Traefik build that Up started in the
-//     background still runs, it waits for it (WaitForTool, tools.go);
+//     (scripts/docker.sh, docker.go); while the Traefik build that Up
+//     started in the background still runs, it waits for it (WaitForTool,
+//     tools.go);
 //   - on workers, `curl https://get.k3s.io` answers with an installer whose
 //     k3s is `mno lab agent`: the kubelet stand-in, which reads the
 //     /etc/rancher/k3s/config.yaml add-worker wrote, registers the Node with
