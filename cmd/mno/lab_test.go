@@ -286,10 +286,18 @@ func TestLabNeedsRoot(t *testing.T) {
 	if err := os.WriteFile(bin, data, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	// A checkout only root may read (under /root, say): the refusal still
+	// comes first.
+	private := t.TempDir()
+	os.Chmod(private, 0o700)
+	if err := os.WriteFile(filepath.Join(private, "vps_test.star"), []byte("PLAYBOOKS = []\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	for _, args := range [][]string{
 		{"lab", "up", "--name", "nonroot"},
 		{"lab", "down", "--name", "nonroot"},
 		{"test", "../../roles/vps_test.star"},
+		{"test", filepath.Join(private, "vps_test.star")},
 	} {
 		cmd := exec.Command(bin, args...)
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}

@@ -38,6 +38,11 @@ func testCommand() *cli.Command {
 		},
 		Action: func(c *cli.Context) error {
 			errOut := c.App.ErrWriter
+			// First: without root nothing else can work, and a user who is not
+			// root may not even read a checkout under /root.
+			if err := lab.CheckPrivileges(); err != nil {
+				return cli.Exit("test: "+err.Error(), 1)
+			}
 			target := c.Args().First()
 			if target == "" {
 				root, err := loader.DiscoverRoot(".")
@@ -56,9 +61,6 @@ func testCommand() *cli.Command {
 			}
 			if len(scenarios) == 0 {
 				return cli.Exit(fmt.Sprintf("test: no scenarios (*_test.star) in %s", where), 1)
-			}
-			if err := lab.CheckPrivileges(); err != nil {
-				return cli.Exit("test: "+err.Error(), 1)
 			}
 			var runRE *regexp.Regexp
 			if s := c.String("run"); s != "" {
