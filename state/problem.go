@@ -30,8 +30,10 @@ type Problem struct {
 func (p Problem) String() string {
 	var b strings.Builder
 	b.WriteString(p.ConfigMap)
-	b.WriteString(" ")
-	b.WriteString(p.Key)
+	if p.Key != "" {
+		b.WriteString(" ")
+		b.WriteString(p.Key)
+	}
 	if p.Entry != "" {
 		b.WriteString(" ")
 		b.WriteString(p.Entry)
