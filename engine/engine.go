@@ -75,6 +75,10 @@ type Result struct {
 	RunID string
 	// Targets are the recap counts per target.
 	Targets map[string]journal.Counts
+	// Problems are the cluster state's problems the run found; StateRead
+	// says whether it read the state at all (so no problems means none).
+	Problems  []journal.Problem
+	StateRead bool
 }
 
 // NewRunID returns a sortable, unique run id.
@@ -251,6 +255,7 @@ func Run(ctx context.Context, o Options) (res Result) {
 			s.Journal.Finish(code, msg, time.Since(s.start))
 		}
 		_, res.Targets = s.Journal.Recap()
+		res.Problems, res.StateRead = s.Journal.StateProblems()
 		res.Exit, res.Err = code, err
 		return res
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/mno-sh/mno/builtins/kube"
 	"github.com/mno-sh/mno/builtins/local"
 	"github.com/mno-sh/mno/builtins/ssh"
+	"github.com/mno-sh/mno/builtins/state"
 	"github.com/mno-sh/mno/builtins/template"
 	"github.com/mno-sh/mno/builtins/time"
 	"github.com/mno-sh/mno/engine/starkit"
@@ -27,6 +28,7 @@ func Modules() []starkit.Module {
 		local.Module(),
 		ssh.Module(),
 		kube.Module(),
+		state.Module(),
 		assert.Module(),
 		bootstrap.Module(),
 	}

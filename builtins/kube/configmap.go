@@ -12,6 +12,7 @@ import (
 	"github.com/mno-sh/mno/engine/journal"
 	"github.com/mno-sh/mno/engine/runctx"
 	"github.com/mno-sh/mno/engine/starkit"
+	"github.com/mno-sh/mno/state"
 )
 
 // DefaultNamespace is where MyNodeOne keeps the cluster's state.
@@ -23,13 +24,28 @@ func configmapGet(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tu
 	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "name", &name, "namespace?", &ns); err != nil {
 		return nil, err
 	}
-	r, c, err := setup(thread, b)
+	data, found, err := GetConfigMap(runctx.From(thread), starkit.CallerPos(thread), ns, name)
 	if err != nil {
-		return nil, err
+		return nil, fail(b, err)
+	}
+	if !found {
+		return starlark.None, nil
+	}
+	return dataDict(data), nil
+}
+
+// GetConfigMap reads the data of one ConfigMap through the run's client,
+// as a journaled read (it runs in dry-run too) at pos; found is false when
+// it does not exist. It is how other Go code (the state module, `mno state`)
+// reads the cluster.
+func GetConfigMap(r *runctx.Run, pos, ns, name string) (data map[string]string, found bool, err error) {
+	c, err := clusterOf(r)
+	if err != nil {
+		return nil, false, err
 	}
 	var cm *corev1.ConfigMap
 	_, err = r.Journal.Do(r.Ctx, journal.Op{
-		Target: Target, Kind: "configmap.get", Desc: ns + "/" + name, Pos: starkit.CallerPos(thread),
+		Target: Target, Kind: "configmap.get", Desc: ns + "/" + name, Pos: pos,
 		Apply: func(ctx context.Context) (journal.Change, error) {
 			var err error
 			cm, err = getConfigMap(ctx, c, c.configMaps(ns), ns, name)
@@ -39,13 +55,13 @@ func configmapGet(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tu
 			return journal.Change{}, err
 		},
 	})
-	if err != nil {
-		return nil, fail(b, err)
+	if err != nil || cm == nil {
+		return nil, false, err
 	}
-	if cm == nil {
-		return starlark.None, nil
+	if cm.Data == nil {
+		return map[string]string{}, true, nil
 	}
-	return dataDict(cm.Data), nil
+	return cm.Data, true, nil
 }
 
 func configmapUpdate(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
@@ -113,6 +129,14 @@ func configmapUpdateJSON(thread *starlark.Thread, b *starlark.Builtin, args star
 		return nil, err
 	}
 	ref := fmt.Sprintf("%s/%s[%s]", ns, name, key)
+	pos := starkit.CallerPos(thread)
+	warned := map[string]bool{}
+	warnOnce := func(msg string) { // fn may run more than once (conflicts)
+		if !warned[msg] {
+			warned[msg] = true
+			r.Journal.Warn(pos, Target, msg)
+		}
+	}
 	mutate := func(cur *corev1.ConfigMap) (*corev1.ConfigMap, error) {
 		if cur == nil && !create {
 			return nil, fmt.Errorf("ConfigMap %s/%s does not exist (create=False)", ns, name)
@@ -123,12 +147,25 @@ func configmapUpdateJSON(thread *starlark.Thread, b *starlark.Builtin, args star
 		if cur != nil {
 			text, present = cur.Data[key]
 		}
-		if present {
-			if doc, err = decodeJSON(text); err != nil {
+		var rep state.Repair
+		switch {
+		case present && state.Blank(text):
+			// MyNodeOne leaves " " when jq had no input: no entries.
+			warnOnce(fmt.Sprintf("%s: blank document read as empty (MyNodeOne leaves one when jq had no input)", ref))
+			if doc, err = copyValue(def); err != nil {
+				return nil, err
+			}
+		case present:
+			if doc, rep, err = decodeJSON(text); err != nil {
 				return nil, fmt.Errorf("ConfigMap %s/%s key %q does not hold valid JSON: %v", ns, name, key, err)
 			}
-		} else if doc, err = copyValue(def); err != nil {
-			return nil, err
+			if rep.Changed() {
+				warnOnce(fmt.Sprintf("%s: read leniently: %s; a change is written back as valid JSON", ref, rep))
+			}
+		default:
+			if doc, err = copyValue(def); err != nil {
+				return nil, err
+			}
 		}
 		before, err := encodeJSON(doc)
 		if err != nil {

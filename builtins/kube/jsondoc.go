@@ -14,25 +14,27 @@ import (
 	"go.starlark.net/starlark"
 
 	"github.com/mno-sh/mno/engine/secret"
+	"github.com/mno-sh/mno/state"
 )
 
 // decodeJSON parses a registry value into Starlark values, keeping the
 // document's key order. MyNodeOne stored some values through a hand-rolled
 // escape (sed 's/"/\\"/g' | tr '\n' ' ', then a kubectl patch that decodes the
 // JSON escapes once more), so a value that is not valid JSON is repaired —
-// raw control characters and stray backslashes inside strings escaped — and
-// parsed again; if that fails too, the original error is returned.
-func decodeJSON(text string) (starlark.Value, error) {
+// raw control characters and stray backslashes inside strings escaped, see
+// state.RepairJSON — and parsed again, reporting what was repaired; if that
+// fails too, the original error is returned.
+func decodeJSON(text string) (starlark.Value, state.Repair, error) {
 	v, err := decodeStrict(text)
 	if err == nil {
-		return v, nil
+		return v, state.Repair{}, nil
 	}
-	if fixed, ok := repairJSON(text); ok {
+	if fixed, rep := state.RepairJSON(text); rep.Changed() {
 		if v, err2 := decodeStrict(fixed); err2 == nil {
-			return v, nil
+			return v, rep, nil
 		}
 	}
-	return nil, err
+	return nil, state.Repair{}, err
 }
 
 func decodeStrict(text string) (starlark.Value, error) {
@@ -132,66 +134,6 @@ func number(s string) (starlark.Value, error) {
 	return starlark.Float(f), nil
 }
 
-// repairJSON escapes, inside string literals only, raw control characters
-// and backslashes that do not start a valid escape. It reports whether it
-// changed anything.
-func repairJSON(text string) (string, bool) {
-	var b strings.Builder
-	inString, changed := false, false
-	for i := 0; i < len(text); i++ {
-		c := text[i]
-		if !inString {
-			if c == '"' {
-				inString = true
-			}
-			b.WriteByte(c)
-			continue
-		}
-		switch {
-		case c == '"':
-			inString = false
-			b.WriteByte(c)
-		case c == '\\':
-			if i+1 < len(text) && strings.IndexByte(`"\/bfnrtu`, text[i+1]) >= 0 &&
-				(text[i+1] != 'u' || validHex4(text[i+2:])) {
-				b.WriteByte(c)
-				b.WriteByte(text[i+1])
-				i++
-				continue
-			}
-			b.WriteString(`\\`)
-			changed = true
-		case c < 0x20:
-			switch c {
-			case '\n':
-				b.WriteString(`\n`)
-			case '\t':
-				b.WriteString(`\t`)
-			case '\r':
-				b.WriteString(`\r`)
-			default:
-				fmt.Fprintf(&b, `\u%04x`, c)
-			}
-			changed = true
-		default:
-			b.WriteByte(c)
-		}
-	}
-	return b.String(), changed
-}
-
-func validHex4(s string) bool {
-	if len(s) < 4 {
-		return false
-	}
-	for i := 0; i < 4; i++ {
-		if !strings.ContainsRune("0123456789abcdefABCDEF", rune(s[i])) {
-			return false
-		}
-	}
-	return true
-}
-
 // encodeJSON renders v the way mno writes registry values: indented by two
 // spaces, object keys sorted, a trailing newline, no HTML escaping. Equal
 // documents always encode to the same text, so it is also the comparison.
@@ -273,7 +215,7 @@ func prettyForDiff(s string) string {
 	if t == "" || (t[0] != '{' && t[0] != '[') {
 		return s
 	}
-	v, err := decodeJSON(s)
+	v, _, err := decodeJSON(s)
 	if err != nil {
 		return s
 	}

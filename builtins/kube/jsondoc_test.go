@@ -31,7 +31,7 @@ func TestDecodeJSON(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			v, err := decodeJSON(tt.in)
+			v, _, err := decodeJSON(tt.in)
 			if want, isErr := strings.CutPrefix(tt.want, "error: "); isErr {
 				if err == nil || !strings.Contains(err.Error(), want) {
 					t.Fatalf("err = %v, want %q", err, want)
@@ -62,7 +62,7 @@ func TestEncodeJSON(t *testing.T) {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}
 	// Canonical: a decode/encode round trip of the output is the identity.
-	v, err := decodeJSON(got)
+	v, _, err := decodeJSON(got)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -116,6 +116,10 @@ type Journal struct {
 	targets []string
 	out     *output
 	sources Sources
+	// The cluster state's problems (see problem.go).
+	problems    []Problem
+	seenProblem map[Problem]bool
+	stateRead   bool
 }
 
 // New returns a journal writing to the outputs in opts.
@@ -296,5 +300,6 @@ func (j *Journal) Recap() ([]string, map[string]Counts) {
 // Finish renders the recap and the run-end event with the exit code.
 func (j *Journal) Finish(exitCode int, runErr string, elapsed time.Duration) {
 	names, counts := j.Recap()
-	j.out.recap(names, counts, exitCode, runErr, elapsed)
+	problems, _ := j.StateProblems()
+	j.out.recap(names, counts, problems, exitCode, runErr, elapsed)
 }

@@ -156,3 +156,52 @@ func TestDiffHunksAreSeparated(t *testing.T) {
 		t.Errorf("hunk headers:\n%s", d)
 	}
 }
+
+// TestProblems: each problem of the cluster state is reported once per run
+// (the state is read more than once), as a "problem" event with its fields
+// and in the recap, human and JSON.
+func TestProblems(t *testing.T) {
+	var human, events bytes.Buffer
+	j := New(Options{Human: &human, JSON: &events})
+	if _, read := j.StateProblems(); read {
+		t.Error("state read before any Problems call")
+	}
+	p := Problem{Level: "invalid", ConfigMap: "service-registry", Key: "services.json", Entry: `"evil"`, Field: "port", Message: "-1 is not a TCP port (1-65535): service skipped"}
+	w := Problem{Level: "warning", ConfigMap: "cluster-info", Key: "control-plane-ip", Message: "missing"}
+	j.Problems("sync.star:3:4", []Problem{p, w})
+	j.Problems("sync.star:9:4", []Problem{p})
+	j.Finish(0, "", 0)
+	got, read := j.StateProblems()
+	if !read || len(got) != 2 {
+		t.Fatalf("problems %v (read %v), want 2", got, read)
+	}
+	if n := strings.Count(human.String(), "problem (invalid): service-registry services.json \"evil\": port: -1 is not a TCP port"); n != 1 {
+		t.Errorf("reported %d times:\n%s", n, human.String())
+	}
+	if !strings.Contains(human.String(), "PROBLEMS in the cluster state: 1 invalid (skipped: never pushed or written), 1 warning(s)") ||
+		!strings.Contains(human.String(), "  warning  cluster-info control-plane-ip: missing\n") {
+		t.Errorf("recap:\n%s", human.String())
+	}
+	var kinds []string
+	for _, line := range strings.Split(strings.TrimSpace(events.String()), "\n") {
+		var e map[string]any
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatal(err)
+		}
+		kinds = append(kinds, e["type"].(string))
+		if e["type"] == "problem" && e["level"] == "invalid" {
+			if e["configmap"] != "service-registry" || e["key"] != "services.json" || e["entry"] != `"evil"` || e["field"] != "port" ||
+				e["message"] != p.Message || e["pos"] != "sync.star:3:4" {
+				t.Errorf("problem event %s", line)
+			}
+		}
+		if e["type"] == "recap" {
+			if ps, _ := e["problems"].([]any); len(ps) != 2 {
+				t.Errorf("recap problems: %s", line)
+			}
+		}
+	}
+	if strings.Join(kinds, " ") != "problem problem recap" {
+		t.Errorf("events %v", kinds)
+	}
+}

@@ -19,7 +19,7 @@ const EventVersion = 1
 // Event is one line of the JSONL stream.
 type Event struct {
 	V          int               `json:"v"`
-	Type       string            `json:"type"` // run_start effect_start effect_end print log warning recap
+	Type       string            `json:"type"` // run_start effect_start effect_end print log warning problem recap
 	Time       string            `json:"time"`
 	RunID      string            `json:"run_id,omitempty"`
 	Playbook   string            `json:"playbook,omitempty"`
@@ -45,6 +45,10 @@ type Event struct {
 	Workspace string   `json:"workspace,omitempty"`
 	FromDisk  []string `json:"from_disk,omitempty"`
 	Resolved  string   `json:"resolved,omitempty"`
+	// problem: one finding about the cluster's state (its fields inline);
+	// recap: all of them.
+	*Problem
+	Problems []Problem `json:"problems,omitempty"`
 }
 
 type output struct {
@@ -169,9 +173,21 @@ func (o *output) message(kind, pos, target, msg string) {
 	o.text("%s: %s  %s\n", prefix, msg, pos)
 }
 
-func (o *output) recap(names []string, counts map[string]Counts, exit int, runErr string, elapsed time.Duration) {
+func (o *output) problem(pos string, p Problem) {
+	p.Message = o.r(p.Message)
+	// Event.Message (the outer field) carries the problem's message in JSON.
+	o.emit(Event{Type: "problem", Pos: pos, Message: p.Message, Problem: &p})
+	o.text("problem (%s): %s  %s\n", p.Level, p.Text(), pos)
+}
+
+func (o *output) recap(names []string, counts map[string]Counts, problems []Problem, exit int, runErr string, elapsed time.Duration) {
 	ex := exit
-	e := Event{Type: "recap", Targets: counts, Exit: &ex, Error: o.r(runErr)}
+	red := make([]Problem, len(problems))
+	for i, p := range problems {
+		p.Message = o.r(p.Message)
+		red[i] = p
+	}
+	e := Event{Type: "recap", Targets: counts, Exit: &ex, Error: o.r(runErr), Problems: red}
 	ms := float64(elapsed.Microseconds()) / 1000
 	e.DurationMS = &ms
 	o.emit(e)
@@ -189,6 +205,19 @@ func (o *output) recap(names []string, counts map[string]Counts, exit int, runEr
 	}
 	if len(names) == 0 {
 		b.WriteString("  (no effects)\n")
+	}
+	if len(problems) > 0 {
+		invalid := 0
+		for _, p := range red {
+			if p.Level == "invalid" {
+				invalid++
+			}
+		}
+		fmt.Fprintf(&b, "PROBLEMS in the cluster state: %d invalid (skipped: never pushed or written), %d warning(s); `mno state` shows them\n",
+			invalid, len(problems)-invalid)
+		for _, p := range red {
+			fmt.Fprintf(&b, "  %-8s %s\n", p.Level, p.Text())
+		}
 	}
 	o.text("%s", b.String())
 }
