@@ -37,6 +37,9 @@ type RunFunc func(ctx context.Context) RunResult
 type RunResult struct {
 	Exit    int
 	Targets map[string]bool // target name → ok
+	// Problems counts the cluster state's problems by level ("invalid",
+	// "warning"); nil when the run did not read the state.
+	Problems map[string]int
 }
 
 // Options configure a Controller.

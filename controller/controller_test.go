@@ -209,7 +209,9 @@ func TestLeaderElection(t *testing.T) {
 func TestMetricsEndpoint(t *testing.T) {
 	m := NewMetrics()
 	m.setLeader(true)
-	m.observe(RunResult{Exit: 0, Targets: map[string]bool{"vps-1": true, "laptop-1": false}}, 1500*time.Millisecond, time.Unix(1700000000, 0))
+	m.observe(RunResult{Exit: 0, Targets: map[string]bool{"vps-1": true, "laptop-1": false},
+		Problems: map[string]int{"invalid": 3, "warning": 1}}, 1500*time.Millisecond, time.Unix(1700000000, 0))
+	// A run that did not read the state keeps the last count.
 	m.observe(RunResult{Exit: 2}, 500*time.Millisecond, time.Unix(1700000100, 0))
 	ln, err := Serve("127.0.0.1:0", m)
 	if err != nil {
@@ -238,6 +240,9 @@ func TestMetricsEndpoint(t *testing.T) {
 		"mno_node_sync_ok{node=\"laptop-1\"} 0\n",
 		"mno_node_sync_ok{node=\"vps-1\"} 1\n",
 		"# TYPE mno_watch_runs_total counter\n",
+		"# TYPE mno_state_problems gauge\n",
+		"mno_state_problems{level=\"invalid\"} 3\n",
+		"mno_state_problems{level=\"warning\"} 1\n",
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %q:\n%s", want, body)

@@ -22,6 +22,8 @@ type Metrics struct {
 	lastSuccess time.Time
 	leader      bool
 	nodes       map[string]bool
+	// problems of the cluster state in the last run that read it, by level.
+	problems map[string]int
 }
 
 // NewMetrics returns empty metrics.
@@ -46,6 +48,9 @@ func (m *Metrics) observe(res RunResult, d time.Duration, now time.Time) {
 	}
 	for n, ok := range res.Targets {
 		m.nodes[n] = ok
+	}
+	if res.Problems != nil {
+		m.problems = res.Problems
 	}
 }
 
@@ -76,6 +81,10 @@ func (m *Metrics) Write(w io.Writer) {
 	}
 	fmt.Fprintf(w, "# HELP mno_watch_last_success_timestamp_seconds When the last run succeeded.\n# TYPE mno_watch_last_success_timestamp_seconds gauge\nmno_watch_last_success_timestamp_seconds %s\n", num(last))
 	fmt.Fprintf(w, "# HELP mno_watch_leader Whether this process holds the leader lease.\n# TYPE mno_watch_leader gauge\nmno_watch_leader %d\n", b2i(m.leader))
+	fmt.Fprintf(w, "# HELP mno_state_problems Problems of the cluster's ConfigMaps in the last run that read them: invalid entries (skipped, never written) and warnings.\n# TYPE mno_state_problems gauge\n")
+	for _, level := range []string{"invalid", "warning"} {
+		fmt.Fprintf(w, "mno_state_problems{level=%q} %d\n", level, m.problems[level])
+	}
 	fmt.Fprintf(w, "# HELP mno_node_sync_ok Whether the node synced in the last run that touched it.\n# TYPE mno_node_sync_ok gauge\n")
 	// Two names that differ only in invalid bytes escape alike: one series,
 	// ok only if both are (a duplicate series would fail the scrape).

@@ -167,16 +167,18 @@ func TestTraefikServesRoutes(t *testing.T) {
 	e := newEnv(t, "vps-1")
 	vps := e.host("vps-1")
 	e.initCluster("10.0.0.1")
-	const backend = "127.0.0.1:18080"
+	// The backend listens on the VPS's own address (a loopback backend is
+	// refused: it would publish the VPS's local-only ports).
+	backend := vps.Addr + ":18080"
 	e.setServices(map[string]any{
-		"app":  map[string]any{"subdomain": "app", "ip": "127.0.0.1", "port": 18080, "public": true},
-		"home": map[string]any{"subdomain": "@", "ip": "127.0.0.1", "port": 18080, "public": true},
+		"app":  map[string]any{"subdomain": "app", "ip": vps.Addr, "port": 18080, "public": true},
+		"home": map[string]any{"subdomain": "@", "ip": vps.Addr, "port": 18080, "public": true},
 		// Two services share a subdomain: one route, a warning, valid YAML.
-		"app-server": map[string]any{"subdomain": "app", "ip": "127.0.0.1", "port": 18081, "public": true},
+		"app-server": map[string]any{"subdomain": "app", "ip": vps.Addr, "port": 18081, "public": true},
 	})
 	r := e.mustRun("add-vps", "name=vps-1", "address="+vps.Addr, "domain=example.test", "email=ops@example.test",
 		"host_key="+vps.HostKey)
-	if !strings.Contains(r.stderr, "app.example.test is published by app, app-server; routing it to app") {
+	if !strings.Contains(r.stderr, `"app-server": subdomain: app.example.test on vps-1 is also published by "app": routed to "app"`) {
 		t.Errorf("no duplicate-subdomain warning:\n%s", r.stderr)
 	}
 
@@ -237,8 +239,8 @@ func TestTraefikServesRoutes(t *testing.T) {
 
 	// Unpublish everything: sync empties the routes, Traefik answers 404.
 	e.setServices(map[string]any{
-		"app":  map[string]any{"subdomain": "app", "ip": "127.0.0.1", "port": 18080, "public": false},
-		"home": map[string]any{"subdomain": "@", "ip": "127.0.0.1", "port": 18080, "public": false},
+		"app":  map[string]any{"subdomain": "app", "ip": vps.Addr, "port": 18080, "public": false},
+		"home": map[string]any{"subdomain": "@", "ip": vps.Addr, "port": 18080, "public": false},
 	})
 	vps.ClearShimCalls()
 	e.mustRun("sync")

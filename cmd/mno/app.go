@@ -44,6 +44,7 @@ func NewApp(in io.Reader, out, errOut io.Writer) *cli.App {
 			testCommand(),
 			installCommand(),
 			exportCommand(),
+			stateCommand(),
 			checkCommand(),
 			docCommand(),
 			versionCommand(),

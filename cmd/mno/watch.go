@@ -128,6 +128,12 @@ func watchCommand() *cli.Command {
 					for name, counts := range res.Targets {
 						out.Targets[name] = counts.Failed == 0 && counts.Unreachable == 0
 					}
+					if res.StateRead {
+						out.Problems = map[string]int{}
+						for _, p := range res.Problems {
+							out.Problems[p.Level]++
+						}
+					}
 					return out
 				},
 			})
