@@ -20,7 +20,8 @@
 //	                 (0.0.0.0/8, ::), link-local (169.254.0.0/16 with cloud metadata, fe80::/10), multicast
 //	                 or broadcast; a service's ip is not loopback either (it would publish a VPS's local ports)
 //	control-plane-ip as a node's ip
-//	port, ssh_port   an integer 1–65535 (a string of digits is read with a warning)
+//	port, ssh_port   an integer 1–65535 (a string of digits is read with a warning); a service
+//	                 without a port is named in /etc/hosts but not routed, as MyNodeOne did
 //	subdomain        "@" or "" (the domain itself) or RFC 1123 labels
 //	domain           (a VPS's, routing.json domains[], domains.json keys) a host name of two or more labels
 //	cluster-domain   a host name

@@ -111,7 +111,7 @@ type Service struct {
 	Name      string
 	Subdomain string // lower case; "" is the apex ("@" and "" in the registry)
 	IP        netip.Addr
-	Port      int
+	Port      int // 0 when the registry has none: named, not routed
 	Public    bool
 	Namespace string
 	Service   string

@@ -316,7 +316,8 @@ func (p *parser) services(data map[string]string) {
 			s.IP = a
 		}
 		if v, ok := obj["port"]; !ok || v == nil {
-			fail("port", fmt.Errorf("missing"))
+			// As MyNodeOne's scripts read it: named, but not routed.
+			p.add(LevelWarning, ServicesCM, ServicesKey, ref, "port", "missing: named in /etc/hosts, not routed on any VPS")
 		} else if port, lenient, err := portValue(v); err != nil {
 			fail("port", err)
 		} else {

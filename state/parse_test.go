@@ -351,9 +351,9 @@ func TestRegistryQuirks(t *testing.T) {
 	c := clean()
 	r := c["registry"].(map[string]any)
 	r["management_laptops"] = append(r["management_laptops"].([]any),
-		map[string]any{"name": "laptop-1", "ip": "100.64.0.4"},       // re-registered after an IP change
-		map[string]any{"name": "cp", "ip": "100.64.0.100"},           // the control plane
-		map[string]any{"name": "vps-2", "ip": "100.64.0.5"},          // also a VPS name
+		map[string]any{"name": "laptop-1", "ip": "100.64.0.4"},        // re-registered after an IP change
+		map[string]any{"name": "cp", "ip": "100.64.0.100"},            // the control plane
+		map[string]any{"name": "vps-2", "ip": "100.64.0.5"},           // also a VPS name
 		map[string]any{"name": "twin", "ip": "100.64.0.4", "x": true}, // same address, another name
 	)
 	m := Parse(input(t, c))
@@ -378,7 +378,7 @@ func TestLenientReads(t *testing.T) {
 	c["services"].(map[string]any)["blog"].(map[string]any)["port"] = "80"
 	in := input(t, c)
 	in.Registry[RegistryKey] = strings.ReplaceAll(in.Registry[RegistryKey], ",", ", ") // spaces are fine
-	in.Domains[DomainsKey] = `{"curiios.com": {"description": "C:\data"}}`           // flat, with a stray backslash
+	in.Domains[DomainsKey] = `{"curiios.com": {"description": "C:\data"}}`             // flat, with a stray backslash
 	m := Parse(in)
 	hasProblem(t, m, LevelWarning, `"blog": port: the string "80": read as the number 80`)
 	hasProblem(t, m, LevelWarning, `domains.json: flat layout`)

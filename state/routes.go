@@ -47,6 +47,9 @@ func (m *Model) routesFor(ip netip.Addr, domain, who string) ([]Route, []Problem
 	var probs []Problem
 	byHost := map[string]Route{}
 	for _, s := range m.Services {
+		if s.Port == 0 {
+			continue // no port: named in /etc/hosts only
+		}
 		type target struct{ domain, via string }
 		var targets []target
 		if r, ok := m.Routing[s.Name]; ok {

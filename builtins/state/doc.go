@@ -38,7 +38,8 @@
 // MyNodeOne's $HOSTNAME names pass; ip and control-plane-ip are IP literals,
 // never host names, and never unspecified, link-local (169.254.169.254 is
 // cloud metadata), multicast or broadcast — a service's ip not loopback
-// either; ports are integers 1–65535; subdomains "@", "" or DNS labels;
+// either; ports are integers 1–65535 (a service without one is named, not
+// routed, as MyNodeOne did); subdomains "@", "" or DNS labels;
 // domains and cluster-domain host names. MyNodeOne's quirks are read as it
 // meant them, with a warning: escapes its sed left invalid ("Backup\share"),
 // blank documents, a port as a string of digits, a name registered twice

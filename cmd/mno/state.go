@@ -131,7 +131,7 @@ func printState(w io.Writer, m *state.Model) {
 	for _, n := range m.Entries {
 		synced := "yes"
 		if n.Disposition != state.Managed {
-			synced = "no: " + string(n.Disposition) + " (" + show(n.Reason, 70) + ")"
+			synced = "no: " + string(n.Disposition) + " (" + n.Reason + ")"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", nodeName(n), n.Kind, nodeAddr(n), orDash(show(n.Status, 20)),
 			orDash(show(n.LastSync, 25)), orDash(show(firstLine(n.LastError), 50)), synced)
@@ -271,7 +271,7 @@ func stateJSON(m *state.Model) map[string]any {
 	}
 	inv, warn := counts(m)
 	return map[string]any{
-		"v": 1,
+		"v":       1,
 		"cluster": map[string]any{"name": m.Cluster.Name, "domain": m.Cluster.Domain, "control_plane_ip": addr(m.Cluster.ControlPlaneIP)},
 		"nodes":   nonNil(nodes), "services": nonNil(services), "routes": routes, "hosts": nonNil(hosts),
 		"problems": problemsJSON(m.Problems), "invalid": inv, "warnings": warn,
