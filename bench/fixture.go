@@ -149,9 +149,17 @@ func Services() map[string]any {
 	return svc
 }
 
-// Routing is routing.json: gitea is published on one more domain by every VPS.
-func Routing() map[string]any {
-	return map[string]any{"gitea": map[string]any{"domains": []string{"code.example.org"}, "vps_nodes": []string{},
+// Routing is routing.json: gitea is published on one more domain by every
+// VPS (listed: an entry with no VPS serves its service on none, as MyNodeOne
+// reads it).
+func Routing(nodes []Node) map[string]any {
+	vps := []string{}
+	for _, n := range nodes {
+		if n.Kind == "vps" {
+			vps = append(vps, n.Addr)
+		}
+	}
+	return map[string]any{"gitea": map[string]any{"domains": []string{"code.example.org"}, "vps_nodes": vps,
 		"strategy": "round-robin", "updated": "2026-01-10T12:00:00Z"}}
 }
 
@@ -216,7 +224,7 @@ func WriteCluster(ctx context.Context, client kubernetes.Interface, nodes []Node
 	data := map[string]map[string]string{
 		RegistryCM:  {"registry.json": indent(RegistryDoc(nodes))},
 		ServicesCM:  {"services.json": indent(Services())},
-		DomainsCM:   {"domains.json": indent(DomainsDoc(nodes)), "routing.json": indent(Routing())},
+		DomainsCM:   {"domains.json": indent(DomainsDoc(nodes)), "routing.json": indent(Routing(nodes))},
 		ClusterInfo: {"cluster-name": "home", "cluster-domain": "home", "control-plane-ip": "100.64.0.1"},
 	}
 	for _, name := range ConfigMaps {

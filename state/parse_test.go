@@ -401,3 +401,37 @@ func TestLenientReads(t *testing.T) {
 		t.Errorf("an empty cluster: %+v", m)
 	}
 }
+
+// BenchmarkParse: the model of a 1000-node cluster (half VPS, half laptops)
+// with twenty services, as bench/fixture.go builds it.
+func BenchmarkParse(b *testing.B) {
+	var vps, laptops []any
+	for i := 0; i < 1000; i++ {
+		e := map[string]any{"name": fmt.Sprintf("node-%d", i), "ip": fmt.Sprintf("127.1.%d.%d", i/250, i%250+1), "ssh_user": "root", "ssh_port": 2200 + i,
+			"host_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAib9fvRZPIrwuXQFLCVWnakuy2tvL7FG5rLvOJacov6", "status": "active"}
+		if i%2 == 0 {
+			e["domain"] = "example.com"
+			vps = append(vps, e)
+		} else {
+			laptops = append(laptops, e)
+		}
+	}
+	svc := map[string]any{}
+	for i := 0; i < 20; i++ {
+		svc[fmt.Sprintf("svc-%d", i)] = map[string]any{"subdomain": fmt.Sprintf("s%d", i), "ip": fmt.Sprintf("100.122.68.%d", 200+i), "port": 80, "public": i < 3}
+	}
+	reg, _ := json.Marshal(map[string]any{"vps_nodes": vps, "management_laptops": laptops})
+	services, _ := json.Marshal(svc)
+	in := Input{
+		Registry:    map[string]string{RegistryKey: string(reg)},
+		Services:    map[string]string{ServicesKey: string(services)},
+		Domains:     map[string]string{DomainsKey: `{"domains":{},"vps_nodes":[]}`, RoutingKey: `{}`},
+		ClusterInfo: map[string]string{ClusterDomainKey: "home", ControlPlaneIPKey: "100.64.0.1"},
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if m := Parse(in); len(m.Nodes()) != 1000 || m.Invalid() {
+			b.Fatalf("%d nodes, problems %v", len(m.Nodes()), m.Problems)
+		}
+	}
+}
