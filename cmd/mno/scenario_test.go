@@ -75,12 +75,12 @@ func TestNonIdempotentRole(t *testing.T) {
 		t.Fatal(err)
 	}
 	src := string(data)
-	const stable = "    text = traefik.routes_file(p.routes)\n"
+	const stable = "    text = traefik.routes_file(routes)\n"
 	if !strings.Contains(src, stable) {
 		t.Fatalf("roles/vps.star no longer has %q", stable)
 	}
 	// The same line count, so positions stay.
-	src = strings.Replace(src, stable, "    text = traefik.routes_file(p.routes) + \"# pushed at %s\\n\" % time.now()\n", 1)
+	src = strings.Replace(src, stable, "    text = traefik.routes_file(routes) + \"# pushed at %s\\n\" % time.now()\n", 1)
 	if err := os.WriteFile(vps, []byte(src), 0o644); err != nil {
 		t.Fatal(err)
 	}
