@@ -472,6 +472,24 @@ func TestMyNodeOneConfigMaps(t *testing.T) {
 	if got := e.configMap("domain-registry")["domains.json"]; got != " " {
 		t.Errorf("domains.json rewritten: %q", got)
 	}
+
+	// Registering the laptop again folds MyNodeOne's older entry of that
+	// name into the current one, keeping its fields.
+	e.mustRun("add-laptop", "name=Vinay-ThinkPad", "address="+l.Addr, "user=mno", "host_key="+l.HostKey, "kubeconfig_source="+src)
+	var named []map[string]any
+	for _, x := range e.registry()["management_laptops"].([]any) {
+		if m := x.(map[string]any); m["name"] == "Vinay-ThinkPad" {
+			named = append(named, m)
+		}
+	}
+	if len(named) != 1 || named[0]["ip"] != l.Addr || named[0]["repo_path"] != "/home/mno/Projects/mynodeone/code/MyNodeOne" || named[0]["host_key"] != l.HostKey {
+		t.Errorf("Vinay-ThinkPad after add-laptop: %v", named)
+	}
+	// The control plane's own address is refused before anything connects.
+	r = e.run("add-laptop", "name=cp-laptop", "address=100.76.150.207", "user=mno", "accept_new_host_key=true", "kubeconfig_source="+src)
+	if r.exit != 1 || !strings.Contains(r.stderr, "parameter address: 100.76.150.207 is the control plane's own address") || strings.Contains(r.stderr, "connect") {
+		t.Errorf("add-laptop at the control plane's address: exit %d\n%s", r.exit, r.stderr)
+	}
 }
 
 // mnoState runs the mno binary's state command against the env's cluster.
