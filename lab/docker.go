@@ -2,10 +2,12 @@ package lab
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path"
@@ -421,8 +423,64 @@ func (d *docker) start(c *container) error {
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
+	waitRoutes(cfgPath, ports, 5*time.Second)
 	fmt.Fprintf(d.err, " Container %s  Started\n", c.name)
 	return nil
+}
+
+var hostRule = regexp.MustCompile("Host\\(`([^`]+)`\\)")
+
+// waitRoutes waits (up to max) until Traefik, which listens before its file
+// provider has applied the routes, answers the first host its dynamic
+// configuration routes with anything but its catch-all 404 over HTTPS — so
+// that a request sent right after `docker compose up -d` (a curl pasted from
+// the README) finds the routes, as it would once a real container is up.
+func waitRoutes(cfgPath string, ports []string, max time.Duration) {
+	raw, err := os.ReadFile(cfgPath)
+	if err != nil {
+		return
+	}
+	var cfg struct {
+		Providers struct {
+			File struct{ Directory, Filename string }
+		}
+	}
+	if yaml.Unmarshal(raw, &cfg) != nil {
+		return
+	}
+	files := []string{cfg.Providers.File.Filename}
+	if dir := cfg.Providers.File.Directory; dir != "" {
+		m, _ := filepath.Glob(filepath.Join(dir, "*.y*ml"))
+		files = append(files, m...)
+	}
+	host := ""
+	for _, f := range files {
+		if data, err := os.ReadFile(f); err == nil && f != "" {
+			if m := hostRule.FindSubmatch(data); m != nil {
+				host = string(m[1])
+				break
+			}
+		}
+	}
+	if host == "" {
+		return
+	}
+	deadline := time.Now().Add(max)
+	for time.Now().Before(deadline) {
+		for _, p := range ports {
+			c := &http.Client{Timeout: time.Second, Transport: &http.Transport{
+				TLSClientConfig: &tls.Config{InsecureSkipVerify: true, ServerName: host}}}
+			req, _ := http.NewRequest("GET", "https://127.0.0.1:"+p+"/", nil)
+			req.Host = host
+			if resp, err := c.Do(req); err == nil {
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusNotFound {
+					return
+				}
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 func tail(file string, n int) string {
