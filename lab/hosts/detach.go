@@ -173,8 +173,8 @@ func netnsInode(name string) string {
 // leaks to the real network.
 var guardRoute = fmt.Sprintf("unreachable %s metric %d", subnet, unreachableMetric)
 
-// removeGuardRoute deletes the guard route when no lab's bridge is left.
-// Attached labs (tests) never do: they leave it as they always have.
+// removeGuardRoute deletes the guard route when no lab's bridge is left,
+// whichever lab (detached or a test's) goes last.
 func removeGuardRoute(ctx context.Context) error {
 	unlock, err := lockNetwork()
 	if err != nil {

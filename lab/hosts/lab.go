@@ -248,7 +248,7 @@ func (l *Lab) stop() error {
 	if left := l.leftovers(); len(left) > 0 {
 		errs = append(errs, fmt.Errorf("hosts: left behind: %s", strings.Join(left, ", ")))
 	}
-	if l.cfg.detached && l.mode == NetworkNamespaces {
+	if l.mode == NetworkNamespaces {
 		errs = append(errs, removeGuardRoute(ctx))
 	}
 	errs = append(errs, l.slot.release())
