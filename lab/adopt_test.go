@@ -337,6 +337,9 @@ func TestAdoptFromMyNodeOne(t *testing.T) {
 	if got := nodeFile(t, cl, "vps-1", "/var/lib/mno/traefik/acme.json"); !bytes.Equal(got, acme) {
 		t.Error("mno's acme.json differs from MyNodeOne's")
 	}
+	if out := nodeSh(t, cl, "vps-1", "for t in nat mangle filter; do iptables -w -t $t -S; done"); strings.Contains(out, "mno-handover") {
+		t.Errorf("the hand-over's iptables rules are left:\n%s", out)
+	}
 	if out := nodeSh(t, cl, "vps-1", "docker ps -aq --filter name=^traefik$; docker ps -q --filter name=^mno-traefik$"); len(strings.Fields(out)) != 1 {
 		t.Errorf("containers after adopt: %q, want mno-traefik only", out)
 	}
