@@ -7,6 +7,7 @@ package engine
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -66,6 +67,9 @@ type Options struct {
 	Globals starlark.StringDict
 	Stdout  io.Writer
 	Stderr  io.Writer
+	// Observers get every event of the run (journal.Observer), whatever
+	// the output format: run records, scenario checks.
+	Observers []journal.Observer
 }
 
 // Result is the outcome of Run.
@@ -131,7 +135,7 @@ func NewSession(ctx context.Context, o Options) (*Session, *loader.Source, error
 		jsonOut = o.Stdout
 	}
 	jr := journal.New(journal.Options{DryRun: o.DryRun, ShowDiff: o.ShowDiff, Verbose: o.Verbose,
-		Human: o.Stderr, JSON: jsonOut, Print: o.Stdout, Redactor: red})
+		Human: o.Stderr, JSON: jsonOut, Print: o.Stdout, Redactor: red, Observers: o.Observers})
 
 	runCtx, cancel := context.WithCancelCause(ctx)
 	cancelAll := func() { cancel(nil) }
@@ -286,6 +290,8 @@ func Run(ctx context.Context, o Options) (res Result) {
 	}
 	started = true
 	s.Journal.SetSources(s.Loader.Root(), s.Loader.FromDisk(), s.Loader.Note())
+	sum := sha256.Sum256(src.Data)
+	s.Journal.SetSourceHash(hex.EncodeToString(sum[:]))
 	s.Journal.Start(s.Run.ID, src.Display, raw)
 	if _, err := s.Call(mainFn, starlark.Tuple{makeCtx(s.Run, src.Display, raw)}, kwargs); err != nil {
 		return finish(exitFor(s.Journal), err)

@@ -1,8 +1,6 @@
 package scenario
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -133,19 +131,18 @@ func starlarkJSON(v starlark.Value) (string, error) {
 // runPlaybook runs r once and returns its failures: a run that fails, and on
 // the second pass every effect that changed something.
 func runPlaybook(ctx context.Context, sc Scenario, o Options, cl *lab.Cluster, r run, second bool, out io.Writer) []string {
-	var events bytes.Buffer
+	var effects effectEnds
 	res := engine.Run(ctx, engine.Options{
 		Playbook: r.playbook, Params: r.params, Root: sc.Root, Config: cl.Config(), Embedded: o.Embedded,
-		JSON: true, ShowDiff: true, Timeout: o.Timeout, Stdout: &events, Stderr: out,
+		ShowDiff: true, Timeout: o.Timeout, Stdout: out, Stderr: out, Observers: []journal.Observer{&effects},
 	})
-	effects := parseEvents(events.Bytes())
 	var fails []string
 	if res.Exit != 0 {
 		msg := fmt.Sprintf("mno run %s: exit %d", r, res.Exit)
 		if res.Err != nil {
 			msg += ": " + firstLines(diag.Render(res.Err, nil), 12)
 		}
-		for _, e := range effects {
+		for _, e := range effects.ends {
 			if e.Status == journal.StatusFailed || e.Status == journal.StatusUnreachable {
 				msg += fmt.Sprintf("\n  %s: [%s] %s %s %s: %s", e.Pos, e.Target, e.Kind, e.Desc, e.Status, firstLines(e.Error, 3))
 			}
@@ -153,7 +150,7 @@ func runPlaybook(ctx context.Context, sc Scenario, o Options, cl *lab.Cluster, r
 		fails = append(fails, msg)
 	}
 	if second {
-		for _, e := range effects {
+		for _, e := range effects.ends {
 			if e.Changed != nil && *e.Changed {
 				msg := fmt.Sprintf("%s: %s %s changed on the second run (mno run %s, target %s)", e.Pos, e.Kind, e.Desc, r.playbook, e.Target)
 				if e.Diff != "" {
@@ -166,25 +163,23 @@ func runPlaybook(ctx context.Context, sc Scenario, o Options, cl *lab.Cluster, r
 	return fails
 }
 
-// parseEvents returns the effect_end events of a JSONL stream, each with the
+// effectEnds collects the effect_end events of a run, each with the
 // description its effect_start had.
-func parseEvents(data []byte) []journal.Event {
-	starts := map[int]journal.Event{}
-	var ends []journal.Event
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(nil, 16<<20)
-	for sc.Scan() {
-		var e journal.Event
-		if json.Unmarshal(sc.Bytes(), &e) != nil {
-			continue
+type effectEnds struct {
+	starts map[int]journal.Event
+	ends   []journal.Event
+}
+
+func (c *effectEnds) Event(e journal.Event) {
+	switch e.Type {
+	case "effect_start":
+		if c.starts == nil {
+			c.starts = map[int]journal.Event{}
 		}
-		switch e.Type {
-		case "effect_start":
-			starts[e.ID] = e
-		case "effect_end":
-			e.Desc = starts[e.ID].Desc
-			ends = append(ends, e)
-		}
+		c.starts[e.ID] = e
+	case "effect_end":
+		e.Desc = c.starts[e.ID].Desc
+		delete(c.starts, e.ID)
+		c.ends = append(c.ends, e)
 	}
-	return ends
 }

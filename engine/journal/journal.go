@@ -94,8 +94,11 @@ type Options struct {
 	Human    io.Writer
 	JSON     io.Writer // nil: no event stream
 	Print    io.Writer // where print() goes without an event stream
-	Redactor *secret.Redactor
-	Now      func() time.Time
+	// Observers get every event too (after the JSONL writer and the text
+	// report), whether or not there is an event stream.
+	Observers []Observer
+	Redactor  *secret.Redactor
+	Now       func() time.Time
 }
 
 // Counts is the recap line of one target.
@@ -120,6 +123,8 @@ type Journal struct {
 	problems    []Problem
 	seenProblem map[Problem]bool
 	stateRead   bool
+	// drift: files found changed on targets, by target.
+	drift map[string][]string
 }
 
 // New returns a journal writing to the outputs in opts.
@@ -133,10 +138,18 @@ func New(opts Options) *Journal {
 	if opts.Print == nil {
 		opts.Print = opts.Human
 	}
+	var obs []Observer
+	print := opts.Print
+	if opts.JSON != nil {
+		obs = append(obs, NewJSONWriter(opts.JSON))
+		print = nil // prints are events in the stream
+	}
+	obs = append(obs, NewTextReport(opts.Human, print, TextOptions{Verbose: opts.Verbose, ShowDiff: opts.ShowDiff}))
+	obs = append(obs, opts.Observers...)
 	return &Journal{
 		opts:   opts,
 		counts: map[string]*Counts{},
-		out:    &output{human: opts.Human, json: opts.JSON, printTo: opts.Print, redactor: opts.Redactor, now: opts.Now},
+		out:    &output{observers: obs, redactor: opts.Redactor, now: opts.Now},
 	}
 }
 
@@ -226,16 +239,8 @@ func (j *Journal) Do(ctx context.Context, op Op) (Outcome, error) {
 	}
 	j.mu.Unlock()
 
-	j.out.effectEnd(id, op, out, status, err, j.opts.Now().Sub(start), j.showEffect(op, status), j.showDiff(out))
+	j.out.effectEnd(id, op, out, status, err, j.opts.Now().Sub(start))
 	return out, err
-}
-
-func (j *Journal) showEffect(op Op, st Status) bool {
-	return op.Write || st == StatusFailed || st == StatusUnreachable || j.opts.Verbose
-}
-
-func (j *Journal) showDiff(out Outcome) bool {
-	return out.Diff != "" && out.Changed && (j.opts.DryRun || j.opts.ShowDiff)
 }
 
 // Print records a print() from the script.
@@ -257,12 +262,41 @@ type Sources struct {
 	Workspace string   // the workspace root, "" for none
 	FromDisk  []string // files read from disk instead of the binary
 	Note      string   // how the playbook argument was resolved, if not literally
+	SHA256    string   // of the playbook's source
 }
 
 // SetSources records, for the run-start event, the workspace and the files
 // that came from disk rather than from the binary (call it before Start).
 func (j *Journal) SetSources(workspace string, fromDisk []string, note string) {
 	j.sources = Sources{Workspace: workspace, FromDisk: fromDisk, Note: note}
+}
+
+// SetSourceHash records the sha256 of the playbook's source for the
+// run-start event (call it before Start).
+func (j *Journal) SetSourceHash(sum string) { j.sources.SHA256 = sum }
+
+// Drift records that target was found changed by someone else since its
+// last successful sync: file names what differs. It is reported as a
+// warning line and a "drift" event; Drifted lists the targets.
+func (j *Journal) Drift(pos, target, file, msg string) {
+	j.mu.Lock()
+	if j.drift == nil {
+		j.drift = map[string][]string{}
+	}
+	j.drift[target] = append(j.drift[target], file)
+	j.mu.Unlock()
+	j.out.emit(Event{Type: "drift", Pos: pos, Target: target, File: j.out.r(file), Message: j.out.r(msg)})
+}
+
+// Drifted returns the files found drifted, by target.
+func (j *Journal) Drifted() map[string][]string {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	m := make(map[string][]string, len(j.drift))
+	for k, v := range j.drift {
+		m[k] = append([]string(nil), v...)
+	}
+	return m
 }
 
 // Failed reports whether any target had a failed or unreachable effect.

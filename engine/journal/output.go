@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -19,7 +20,7 @@ const EventVersion = 1
 // Event is one line of the JSONL stream.
 type Event struct {
 	V          int               `json:"v"`
-	Type       string            `json:"type"` // run_start effect_start effect_end print log warning problem recap
+	Type       string            `json:"type"` // run_start effect_start effect_end print log warning drift problem recap
 	Time       string            `json:"time"`
 	RunID      string            `json:"run_id,omitempty"`
 	Playbook   string            `json:"playbook,omitempty"`
@@ -45,44 +46,217 @@ type Event struct {
 	Workspace string   `json:"workspace,omitempty"`
 	FromDisk  []string `json:"from_disk,omitempty"`
 	Resolved  string   `json:"resolved,omitempty"`
+	// run_start: the sha256 of the playbook's source.
+	SourceSHA256 string `json:"source_sha256,omitempty"`
+	// recap: the targets in the order they were first seen.
+	Order []string `json:"target_order,omitempty"`
+	// drift: the file (or object) found changed on the target.
+	File string `json:"file,omitempty"`
 	// problem: one finding about the cluster's state (its fields inline);
 	// recap: all of them.
 	*Problem
 	Problems []Problem `json:"problems,omitempty"`
 }
 
-type output struct {
-	mu       sync.Mutex
-	human    io.Writer
-	json     io.Writer
-	printTo  io.Writer
-	redactor *secret.Redactor
-	now      func() time.Time
+// Observer receives every event of a run, in order, already redacted: the
+// JSONL writer, the text report and Go callers (scenario, run records) alike.
+// Event is called with the journal's output lock held, so events arrive one
+// at a time; an observer must not call back into the journal.
+type Observer interface {
+	Event(e Event)
 }
 
-func (o *output) r(s string) string { return o.redactor.Redact(s) }
+// ObserverFunc adapts a function to an Observer.
+type ObserverFunc func(Event)
 
-func (o *output) emit(e Event) {
-	if o.json == nil {
-		return
-	}
-	e.V = EventVersion
-	e.Time = o.now().UTC().Format(time.RFC3339Nano)
+// Event calls f(e).
+func (f ObserverFunc) Event(e Event) { f(e) }
+
+// jsonWriter is the JSONL event stream as an observer.
+type jsonWriter struct{ w io.Writer }
+
+// NewJSONWriter returns an observer writing each event as one JSON line.
+func NewJSONWriter(w io.Writer) Observer { return jsonWriter{w} }
+
+func (j jsonWriter) Event(e Event) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(e); err != nil {
 		return
 	}
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	o.json.Write(buf.Bytes())
+	j.w.Write(buf.Bytes())
 }
 
-func (o *output) text(format string, args ...any) {
+// TextOptions choose what the text report shows.
+type TextOptions struct {
+	Verbose  bool // report reads too
+	ShowDiff bool // diffs of real changes too, not only in dry-run
+}
+
+// TextReport renders events as the human report: the header, one line per
+// write (or failure, or every effect with Verbose), diffs, messages and the
+// recap. Prints go to print when it is not nil (without an event stream
+// they are the script's output on stdout).
+type TextReport struct {
+	human, print io.Writer
+	opts         TextOptions
+	dry          bool
+	writes       map[int]Event // effect_start events by id, until their end
+}
+
+// NewTextReport returns the text report writing to human (and prints to print).
+func NewTextReport(human, print io.Writer, opts TextOptions) *TextReport {
+	if human == nil {
+		human = io.Discard
+	}
+	return &TextReport{human: human, print: print, opts: opts, writes: map[int]Event{}}
+}
+
+// Event renders one event.
+func (t *TextReport) Event(e Event) {
+	switch e.Type {
+	case "run_start":
+		t.dry = e.DryRun
+		mode := ""
+		if e.DryRun {
+			mode = " (dry run: nothing will be changed)"
+		}
+		fmt.Fprintf(t.human, "RUN %s [%s]%s\n", e.Playbook, e.RunID, mode)
+		if e.Resolved != "" {
+			fmt.Fprintf(t.human, "note: %s\n", e.Resolved)
+		}
+		if len(e.FromDisk) > 0 {
+			where := ""
+			if e.Workspace != "" {
+				where = " (workspace " + e.Workspace + ")"
+			}
+			fmt.Fprintf(t.human, "from disk%s: %s; the rest from the binary\n", where, strings.Join(e.FromDisk, ", "))
+		}
+	case "effect_start":
+		t.writes[e.ID] = e
+	case "effect_end":
+		start := t.writes[e.ID]
+		delete(t.writes, e.ID)
+		t.effect(start, e)
+	case "print":
+		if t.print != nil {
+			fmt.Fprintln(t.print, e.Message)
+		}
+	case "log", "warning", "drift":
+		prefix := e.Type
+		if e.Type == "drift" {
+			prefix = "warning"
+		}
+		if e.Target != "" {
+			prefix += " [" + e.Target + "]"
+		}
+		fmt.Fprintf(t.human, "%s: %s  %s\n", prefix, e.Message, e.Pos)
+	case "problem":
+		if e.Problem != nil {
+			fmt.Fprintf(t.human, "problem (%s): %s  %s\n", e.Problem.Level, e.Problem.Text(), e.Pos)
+		}
+	case "recap":
+		t.recap(e)
+	}
+}
+
+func msDuration(ms *float64) time.Duration {
+	if ms == nil {
+		return 0
+	}
+	return time.Duration(*ms * float64(time.Millisecond))
+}
+
+func (t *TextReport) effect(start, e Event) {
+	show := start.Write || e.Status == StatusFailed || e.Status == StatusUnreachable || t.opts.Verbose
+	if !show {
+		return
+	}
+	changed := e.Changed != nil && *e.Changed
+	label := string(e.Status)
+	if e.Simulated {
+		label = "would change"
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%-12s [%s] %s %s", label+":", e.Target, e.Kind, oneLine(start.Desc))
+	if e.Note != "" {
+		fmt.Fprintf(&b, " (%s)", e.Note)
+	}
+	fmt.Fprintf(&b, "  %s %s\n", e.Pos, fmtDuration(msDuration(e.DurationMS)))
+	if e.Error != "" {
+		for _, line := range strings.Split(strings.TrimRight(e.Error, "\n"), "\n") {
+			fmt.Fprintf(&b, "    %s\n", line)
+		}
+	}
+	if e.Diff != "" && changed && (t.dry || t.opts.ShowDiff) {
+		for _, line := range strings.Split(strings.TrimRight(e.Diff, "\n"), "\n") {
+			fmt.Fprintf(&b, "    %s\n", line)
+		}
+	}
+	io.WriteString(t.human, b.String())
+}
+
+func (t *TextReport) recap(e Event) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "\nRECAP (%s)\n", fmtDuration(msDuration(e.DurationMS)))
+	names := e.Order
+	if len(names) != len(e.Targets) {
+		// An event stream from before target_order: sorted.
+		names = names[:0:0]
+		for n := range e.Targets {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+	}
+	width := 8
+	for _, n := range names {
+		if len(n) > width {
+			width = len(n)
+		}
+	}
+	for _, n := range names {
+		c := e.Targets[n]
+		fmt.Fprintf(&b, "  %-*s  ok=%-4d changed=%-4d failed=%-4d unreachable=%d\n", width, n, c.OK, c.Changed, c.Failed, c.Unreachable)
+	}
+	if len(names) == 0 {
+		b.WriteString("  (no effects)\n")
+	}
+	if len(e.Problems) > 0 {
+		invalid := 0
+		for _, p := range e.Problems {
+			if p.Level == "invalid" {
+				invalid++
+			}
+		}
+		fmt.Fprintf(&b, "PROBLEMS in the cluster state: %d invalid (skipped: never pushed or written), %d warning(s); `mno state` shows them\n",
+			invalid, len(e.Problems)-invalid)
+		for _, p := range e.Problems {
+			fmt.Fprintf(&b, "  %-8s %s\n", p.Level, p.Text())
+		}
+	}
+	io.WriteString(t.human, b.String())
+}
+
+// output builds the events of a run, redacted, and hands each to every
+// observer in turn.
+type output struct {
+	mu        sync.Mutex
+	observers []Observer
+	redactor  *secret.Redactor
+	now       func() time.Time
+}
+
+func (o *output) r(s string) string { return o.redactor.Redact(s) }
+
+func (o *output) emit(e Event) {
+	e.V = EventVersion
+	e.Time = o.now().UTC().Format(time.RFC3339Nano)
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	fmt.Fprintf(o.human, format, args...)
+	for _, ob := range o.observers {
+		ob.Event(e)
+	}
 }
 
 func (o *output) runStart(runID, playbook string, dry bool, params map[string]string, src Sources) {
@@ -91,22 +265,7 @@ func (o *output) runStart(runID, playbook string, dry bool, params map[string]st
 		red[k] = o.r(v)
 	}
 	o.emit(Event{Type: "run_start", RunID: runID, Playbook: playbook, DryRun: dry, Params: red,
-		Workspace: src.Workspace, FromDisk: src.FromDisk, Resolved: src.Note})
-	mode := ""
-	if dry {
-		mode = " (dry run: nothing will be changed)"
-	}
-	o.text("RUN %s [%s]%s\n", playbook, runID, mode)
-	if src.Note != "" {
-		o.text("note: %s\n", src.Note)
-	}
-	if len(src.FromDisk) > 0 {
-		where := ""
-		if src.Workspace != "" {
-			where = " (workspace " + src.Workspace + ")"
-		}
-		o.text("from disk%s: %s; the rest from the binary\n", where, strings.Join(src.FromDisk, ", "))
-	}
+		Workspace: src.Workspace, FromDisk: src.FromDisk, Resolved: src.Note, SourceSHA256: src.SHA256})
 }
 
 func (o *output) effectStart(id int, op Op) {
@@ -114,7 +273,7 @@ func (o *output) effectStart(id int, op Op) {
 		Desc: o.r(op.Desc), Pos: op.Pos, Write: op.Write})
 }
 
-func (o *output) effectEnd(id int, op Op, out Outcome, st Status, err error, d time.Duration, show, diff bool) {
+func (o *output) effectEnd(id int, op Op, out Outcome, st Status, err error, d time.Duration) {
 	ms := float64(d.Microseconds()) / 1000
 	changed := out.Changed
 	e := Event{Type: "effect_end", ID: id, Target: op.Target, Kind: op.Kind, Pos: op.Pos,
@@ -126,58 +285,20 @@ func (o *output) effectEnd(id int, op Op, out Outcome, st Status, err error, d t
 		e.Error = o.r(err.Error())
 	}
 	o.emit(e)
-	if !show {
-		return
-	}
-	label := string(st)
-	if out.Simulated {
-		label = "would change"
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "%-12s [%s] %s %s", label+":", op.Target, op.Kind, o.r(oneLine(op.Desc)))
-	if out.Note != "" {
-		fmt.Fprintf(&b, " (%s)", o.r(out.Note))
-	}
-	fmt.Fprintf(&b, "  %s %s\n", op.Pos, fmtDuration(d))
-	if err != nil {
-		for _, line := range strings.Split(strings.TrimRight(o.r(err.Error()), "\n"), "\n") {
-			fmt.Fprintf(&b, "    %s\n", line)
-		}
-	}
-	if diff {
-		for _, line := range strings.Split(strings.TrimRight(o.r(out.Diff), "\n"), "\n") {
-			fmt.Fprintf(&b, "    %s\n", line)
-		}
-	}
-	o.text("%s", b.String())
 }
 
 func (o *output) print(pos, msg string) {
-	msg = o.r(msg)
-	if o.json != nil {
-		o.emit(Event{Type: "print", Pos: pos, Message: msg})
-		return
-	}
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	fmt.Fprintln(o.printTo, msg)
+	o.emit(Event{Type: "print", Pos: pos, Message: o.r(msg)})
 }
 
 func (o *output) message(kind, pos, target, msg string) {
-	msg = o.r(msg)
-	o.emit(Event{Type: kind, Pos: pos, Target: target, Message: msg})
-	prefix := kind
-	if target != "" {
-		prefix += " [" + target + "]"
-	}
-	o.text("%s: %s  %s\n", prefix, msg, pos)
+	o.emit(Event{Type: kind, Pos: pos, Target: target, Message: o.r(msg)})
 }
 
 func (o *output) problem(pos string, p Problem) {
 	p.Message = o.r(p.Message)
 	// Event.Message (the outer field) carries the problem's message in JSON.
 	o.emit(Event{Type: "problem", Pos: pos, Message: p.Message, Problem: &p})
-	o.text("problem (%s): %s  %s\n", p.Level, p.Text(), pos)
 }
 
 func (o *output) recap(names []string, counts map[string]Counts, problems []Problem, exit int, runErr string, elapsed time.Duration) {
@@ -187,39 +308,10 @@ func (o *output) recap(names []string, counts map[string]Counts, problems []Prob
 		p.Message = o.r(p.Message)
 		red[i] = p
 	}
-	e := Event{Type: "recap", Targets: counts, Exit: &ex, Error: o.r(runErr), Problems: red}
+	e := Event{Type: "recap", Targets: counts, Order: names, Exit: &ex, Error: o.r(runErr), Problems: red}
 	ms := float64(elapsed.Microseconds()) / 1000
 	e.DurationMS = &ms
 	o.emit(e)
-	var b strings.Builder
-	fmt.Fprintf(&b, "\nRECAP (%s)\n", fmtDuration(elapsed))
-	width := 8
-	for _, n := range names {
-		if len(n) > width {
-			width = len(n)
-		}
-	}
-	for _, n := range names {
-		c := counts[n]
-		fmt.Fprintf(&b, "  %-*s  ok=%-4d changed=%-4d failed=%-4d unreachable=%d\n", width, n, c.OK, c.Changed, c.Failed, c.Unreachable)
-	}
-	if len(names) == 0 {
-		b.WriteString("  (no effects)\n")
-	}
-	if len(problems) > 0 {
-		invalid := 0
-		for _, p := range red {
-			if p.Level == "invalid" {
-				invalid++
-			}
-		}
-		fmt.Fprintf(&b, "PROBLEMS in the cluster state: %d invalid (skipped: never pushed or written), %d warning(s); `mno state` shows them\n",
-			invalid, len(problems)-invalid)
-		for _, p := range red {
-			fmt.Fprintf(&b, "  %-8s %s\n", p.Level, p.Text())
-		}
-	}
-	o.text("%s", b.String())
 }
 
 func oneLine(s string) string {
