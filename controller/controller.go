@@ -40,6 +40,8 @@ type RunResult struct {
 	// Problems counts the cluster state's problems by level ("invalid",
 	// "warning"); nil when the run did not read the state.
 	Problems map[string]int
+	// Drift names the nodes the run found drifted (mno_drift_total).
+	Drift []string
 }
 
 // Options configure a Controller.

@@ -213,6 +213,9 @@ func TestMetricsEndpoint(t *testing.T) {
 		Problems: map[string]int{"invalid": 3, "warning": 1}}, 1500*time.Millisecond, time.Unix(1700000000, 0))
 	// A run that did not read the state keeps the last count.
 	m.observe(RunResult{Exit: 2}, 500*time.Millisecond, time.Unix(1700000100, 0))
+	// Drift is counted per node and run, across runs.
+	m.observe(RunResult{Exit: 0, Drift: []string{"vps-1"}}, time.Second, time.Unix(1700000200, 0))
+	m.observe(RunResult{Exit: 0, Drift: []string{"vps-1", "laptop-1"}}, time.Second, time.Unix(1700000300, 0))
 	ln, err := Serve("127.0.0.1:0", m)
 	if err != nil {
 		t.Fatal(err)
@@ -232,10 +235,13 @@ func TestMetricsEndpoint(t *testing.T) {
 	}
 	body := get("/metrics")
 	for _, want := range []string{
-		"mno_watch_runs_total 2\n",
+		"mno_watch_runs_total 4\n",
 		"mno_watch_run_failures_total 1\n",
-		"mno_watch_run_duration_seconds_sum 2\n",
-		"mno_watch_last_success_timestamp_seconds 1700000000\n",
+		"mno_watch_run_duration_seconds_sum 4\n",
+		"mno_watch_last_success_timestamp_seconds 1700000300\n",
+		"# TYPE mno_drift_total counter\n",
+		"mno_drift_total{node=\"vps-1\"} 2\n",
+		"mno_drift_total{node=\"laptop-1\"} 1\n",
 		"mno_watch_leader 1\n",
 		"mno_node_sync_ok{node=\"laptop-1\"} 0\n",
 		"mno_node_sync_ok{node=\"vps-1\"} 1\n",
@@ -346,13 +352,17 @@ func TestMetricsLabelEscaping(t *testing.T) {
 		targets[n] = true
 	}
 	m.observe(RunResult{Targets: targets}, time.Second, time.Unix(1700000000, 0))
+	for n := range names {
+		m.observe(RunResult{Drift: []string{n}}, time.Second, time.Unix(1700000000, 0))
+	}
 	var buf strings.Builder
 	m.Write(&buf)
 	body := buf.String()
 	for _, want := range names {
-		line := "mno_node_sync_ok{node=\"" + want + "\"} 1\n"
-		if !strings.Contains(body, line) {
-			t.Errorf("/metrics lacks %q", line)
+		for _, line := range []string{"mno_node_sync_ok{node=\"" + want + "\"} 1\n", "mno_drift_total{node=\"" + want + "\"} 1\n"} {
+			if !strings.Contains(body, line) {
+				t.Errorf("/metrics lacks %q", line)
+			}
 		}
 	}
 	// Every line parses per the text format: a comment, or name{labels} value.

@@ -24,10 +24,12 @@ type Metrics struct {
 	nodes       map[string]bool
 	// problems of the cluster state in the last run that read it, by level.
 	problems map[string]int
+	// drift counts, per node, the runs that found it drifted.
+	drift map[string]int
 }
 
 // NewMetrics returns empty metrics.
-func NewMetrics() *Metrics { return &Metrics{nodes: map[string]bool{}} }
+func NewMetrics() *Metrics { return &Metrics{nodes: map[string]bool{}, drift: map[string]int{}} }
 
 func (m *Metrics) setLeader(b bool) {
 	m.mu.Lock()
@@ -51,6 +53,9 @@ func (m *Metrics) observe(res RunResult, d time.Duration, now time.Time) {
 	}
 	if res.Problems != nil {
 		m.problems = res.Problems
+	}
+	for _, n := range res.Drift {
+		m.drift[n]++
 	}
 }
 
@@ -103,6 +108,19 @@ func (m *Metrics) Write(w io.Writer) {
 	sort.Strings(names)
 	for _, v := range names {
 		fmt.Fprintf(w, "mno_node_sync_ok{node=\"%s\"} %d\n", v, b2i(series[v]))
+	}
+	fmt.Fprintf(w, "# HELP mno_drift_total Runs that found the node changed since its last sync while the cluster's state was not.\n# TYPE mno_drift_total counter\n")
+	drift := map[string]int{}
+	for n, c := range m.drift {
+		drift[labelValue(n)] += c
+	}
+	names = names[:0]
+	for v := range drift {
+		names = append(names, v)
+	}
+	sort.Strings(names)
+	for _, v := range names {
+		fmt.Fprintf(w, "mno_drift_total{node=\"%s\"} %d\n", v, drift[v])
 	}
 }
 

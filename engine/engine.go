@@ -83,6 +83,12 @@ type Result struct {
 	// says whether it read the state at all (so no problems means none).
 	Problems  []journal.Problem
 	StateRead bool
+	// Redactor is the run's redactor as it ended (every secret the run
+	// met), for callers that keep its events (run records).
+	Redactor *secret.Redactor
+	// Drift lists the files found changed on nodes since their last sync
+	// (ctx.drift), by target.
+	Drift map[string][]string
 }
 
 // NewRunID returns a sortable, unique run id.
@@ -238,6 +244,7 @@ func Run(ctx context.Context, o Options) (res Result) {
 	}
 	defer s.Close()
 	res.RunID = s.Run.ID
+	res.Redactor = s.Run.Redactor
 	started := false
 	finish := func(code int, err error) Result {
 		if errors.Is(context.Cause(ctx), ErrInterrupted) {
@@ -260,6 +267,7 @@ func Run(ctx context.Context, o Options) (res Result) {
 		}
 		_, res.Targets = s.Journal.Recap()
 		res.Problems, res.StateRead = s.Journal.StateProblems()
+		res.Drift = s.Journal.Drifted()
 		res.Exit, res.Err = code, err
 		return res
 	}
@@ -335,6 +343,7 @@ func makeCtx(run *runctx.Run, playbook string, raw map[string]string) starlark.V
 		"log":         starlark.NewBuiltin("ctx.log", flow.Log),
 		"warn":        starlark.NewBuiltin("ctx.warn", flow.Log),
 		"fail_target": starlark.NewBuiltin("ctx.fail_target", failTarget),
+		"drift":       starlark.NewBuiltin("ctx.drift", drift),
 	})
 }
 
@@ -351,5 +360,23 @@ func failTarget(t *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kw
 	}
 	r.Journal.Do(r.Ctx, journal.Op{Target: target, Kind: "check", Desc: "marked failed", Pos: starkit.CallerPos(t),
 		Apply: func(context.Context) (journal.Change, error) { return journal.Change{}, errors.New(msg) }})
+	return starlark.None, nil
+}
+
+// drift records that target was found changed since its last successful
+// sync (file names what): a warning line, a drift event, the run record's
+// drift label; `mno run --check` exits 2 when a run found any.
+func drift(t *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var target, file, msg string
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "target", &target, "file", &file, "msg?", &msg); err != nil {
+		return nil, err
+	}
+	if target == "" || file == "" {
+		return nil, fmt.Errorf("%s: target and file must not be empty", b.Name())
+	}
+	if msg == "" {
+		msg = fmt.Sprintf("drift: %s on %s was changed since its last sync", file, target)
+	}
+	runctx.From(t).Journal.Drift(starkit.CallerPos(t), target, file, msg)
 	return starlark.None, nil
 }

@@ -48,6 +48,8 @@ func NewApp(in io.Reader, out, errOut io.Writer) *cli.App {
 			checkCommand(),
 			docCommand(),
 			versionCommand(),
+			historyCommand(),
+			showCommand(),
 		},
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/mno-sh/mno"
 	"github.com/mno-sh/mno/bootstrap"
 	"github.com/mno-sh/mno/engine"
+	"github.com/mno-sh/mno/history"
 )
 
 func initCommand() *cli.Command {
@@ -36,7 +37,7 @@ func initCommand() *cli.Command {
 				fmt.Fprintf(c.App.ErrWriter, "using the existing identity %s\n", cfg.Identity)
 			}
 			if !c.Bool("no-cluster") {
-				res := engine.Run(c.Context, engine.Options{
+				res, _, _ := history.Run(c.Context, engine.Options{
 					Playbook: "init",
 					Params: []string{
 						"cluster_name=" + c.String("cluster-name"),
@@ -48,7 +49,7 @@ func initCommand() *cli.Command {
 					Embedded: mno.Files,
 					Stdout:   c.App.ErrWriter,
 					Stderr:   c.App.ErrWriter,
-				})
+				}, history.Options{})
 				if res.Exit != 0 {
 					return exitError{res.Exit}
 				}

@@ -2,11 +2,14 @@ package main
 
 import (
 	"fmt"
+	"sort"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/mno-sh/mno"
 	"github.com/mno-sh/mno/engine"
+	"github.com/mno-sh/mno/history"
 )
 
 func runCommand() *cli.Command {
@@ -20,6 +23,7 @@ func runCommand() *cli.Command {
 			"Each key=value binds a parameter of the playbook's main(ctx, ...); key:=JSON passes JSON.",
 		Flags: append([]cli.Flag{
 			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "change nothing; show the exact diff of every file and ConfigMap a real run would change"},
+			&cli.BoolFlag{Name: "check", Usage: "report drift only: a dry run that exits 2 when a node was changed since its last sync although the cluster's state was not (for a monitoring timer)"},
 			&cli.BoolFlag{Name: "diff", Usage: "show diffs of real changes too"},
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "also report reads"},
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "`FORMAT`: text, or json for a JSONL event stream on stdout"},
@@ -34,10 +38,10 @@ func runCommand() *cli.Command {
 			if out != "text" && out != "json" {
 				return cli.Exit(fmt.Sprintf("run: --output must be text or json, not %q", out), 1)
 			}
-			res := engine.Run(c.Context, engine.Options{
+			res, _, _ := history.Run(c.Context, engine.Options{
 				Playbook:  c.Args().First(),
 				Params:    c.Args().Tail(),
-				DryRun:    c.Bool("dry-run"),
+				DryRun:    c.Bool("dry-run") || c.Bool("check"),
 				ShowDiff:  c.Bool("diff"),
 				Verbose:   c.Bool("verbose"),
 				JSON:      out == "json",
@@ -49,11 +53,25 @@ func runCommand() *cli.Command {
 				Embedded:  mno.Files,
 				Stdout:    c.App.Writer,
 				Stderr:    c.App.ErrWriter,
-			})
+			}, history.Options{})
 			if res.Exit != 0 {
 				return exitError{res.Exit}
+			}
+			if c.Bool("check") && len(res.Drift) > 0 {
+				fmt.Fprintf(c.App.ErrWriter, "check: drift on %s\n", driftSummary(res.Drift))
+				return exitError{engine.ExitTargetFail}
 			}
 			return nil
 		},
 	}
+}
+
+// driftSummary names each drifted node with its files.
+func driftSummary(d map[string][]string) string {
+	var parts []string
+	for node, files := range d {
+		parts = append(parts, node+" ("+strings.Join(files, ", ")+")")
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ", ")
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/mno-sh/mno/builtins/kube/kclient"
 	"github.com/mno-sh/mno/controller"
 	"github.com/mno-sh/mno/engine"
+	"github.com/mno-sh/mno/history"
 )
 
 // defaultWatches are the four ConfigMaps the cluster's state lives in.
@@ -112,7 +113,7 @@ func watchCommand() *cli.Command {
 				Log:           c.App.ErrWriter,
 				Metrics:       metrics,
 				Run: func(ctx context.Context) controller.RunResult {
-					res := engine.Run(ctx, engine.Options{
+					res, _, _ := history.Run(ctx, engine.Options{
 						Playbook:  playbook,
 						Params:    params,
 						Timeout:   c.Duration("timeout"),
@@ -123,10 +124,13 @@ func watchCommand() *cli.Command {
 						Embedded:  mno.Files,
 						Stdout:    c.App.ErrWriter,
 						Stderr:    c.App.ErrWriter,
-					})
+					}, history.Options{})
 					out := controller.RunResult{Exit: res.Exit, Targets: map[string]bool{}}
 					for name, counts := range res.Targets {
 						out.Targets[name] = counts.Failed == 0 && counts.Unreachable == 0
+					}
+					for node := range res.Drift {
+						out.Drift = append(out.Drift, node)
 					}
 					if res.StateRead {
 						out.Problems = map[string]int{}

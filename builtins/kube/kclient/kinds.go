@@ -20,10 +20,11 @@ var (
 	Leases              = Kind[*coordinationv1.Lease, *coordinationv1.LeaseList]{Group: "coordination.k8s.io", Version: "v1", Resource: "leases", Namespaced: true}
 	ClusterRoles        = Kind[*rbacv1.ClusterRole, *rbacv1.ClusterRoleList]{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "clusterroles"}
 	ClusterRoleBindings = Kind[*rbacv1.ClusterRoleBinding, *rbacv1.ClusterRoleBindingList]{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "clusterrolebindings"}
+	Events              = Kind[*corev1.Event, *corev1.EventList]{Version: "v1", Resource: "events", Namespaced: true}
 )
 
 // kinds are registered in every client's scheme.
-var kinds = []registrar{ConfigMaps, Nodes, Pods, Leases, ClusterRoles, ClusterRoleBindings, evictions{}}
+var kinds = []registrar{ConfigMaps, Nodes, Pods, Leases, ClusterRoles, ClusterRoleBindings, Events, evictions{}}
 
 // ConfigMaps in namespace ns.
 func (c *Client) ConfigMaps(ns string) Objects[*corev1.ConfigMap, *corev1.ConfigMapList] {
@@ -63,4 +64,9 @@ func (evictions) register(s *runtime.Scheme) {
 // honours PodDisruptionBudgets (a refusal is a TooManyRequests error).
 func (c *Client) Evict(ctx context.Context, ev *policyv1.Eviction) error {
 	return For(c, Pods, ev.Namespace).request("POST", ev.Name, "eviction").Body(ev).Do(ctx).Error()
+}
+
+// Events in namespace ns (core/v1 Events: what `kubectl describe` shows).
+func (c *Client) Events(ns string) Objects[*corev1.Event, *corev1.EventList] {
+	return For(c, Events, ns)
 }

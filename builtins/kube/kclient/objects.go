@@ -3,6 +3,7 @@ package kclient
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"reflect"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -138,4 +139,20 @@ func (o Objects[T, L]) into(res rest.Result) (T, error) {
 		return zero, err
 	}
 	return obj, nil
+}
+
+// ListMeta lists only the metadata of the objects that opts select (the
+// server's PartialObjectMetadataList): names, labels and annotations
+// without the objects' data.
+func (o Objects[T, L]) ListMeta(ctx context.Context, opts metav1.ListOptions) (*metav1.PartialObjectMetadataList, error) {
+	raw, err := o.request("GET", "").VersionedParams(&opts, metav1.ParameterCodec).
+		SetHeader("Accept", "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1").Do(ctx).Raw()
+	if err != nil {
+		return nil, err
+	}
+	var l metav1.PartialObjectMetadataList
+	if err := json.Unmarshal(raw, &l); err != nil {
+		return nil, fmt.Errorf("list of %s metadata: %v", o.kind.Resource, err)
+	}
+	return &l, nil
 }
