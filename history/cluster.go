@@ -304,7 +304,11 @@ var ErrNoRecord = errors.New("no record")
 // Get reads the record of runID (as printed, in any case; the ConfigMap's
 // name works too).
 func (s *Store) Get(ctx context.Context, runID string) (*Record, error) {
-	name := ConfigMapName(strings.TrimPrefix(strings.ToLower(runID), NamePrefix))
+	id := strings.TrimPrefix(strings.ToLower(runID), NamePrefix)
+	if !validRunID(id) {
+		return nil, fmt.Errorf("%q is not a run id (like 20260102T150405-0a1b2c; `mno history` lists them)", runID)
+	}
+	name := ConfigMapName(id)
 	cm, err := s.cms().Get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return nil, fmt.Errorf("run %s: %w (no ConfigMap %s/%s; `mno history` lists the recorded runs)", runID, ErrNoRecord, Namespace, name)
@@ -341,4 +345,18 @@ func (s *Store) prune(ctx context.Context) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// validRunID reports whether id (lower case) can be a run id: letters,
+// digits and '-', at most 63.
+func validRunID(id string) bool {
+	if id == "" || len(id) > 63 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
 }

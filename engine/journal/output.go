@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"sort"
 	"strings"
 	"sync"
@@ -165,7 +166,8 @@ func msDuration(ms *float64) time.Duration {
 	if ms == nil {
 		return 0
 	}
-	return time.Duration(*ms * float64(time.Millisecond))
+	// The events carry microseconds: round back to them exactly.
+	return time.Duration(math.Round(*ms*1000)) * time.Microsecond
 }
 
 func (t *TextReport) effect(start, e Event) {
