@@ -22,7 +22,6 @@ import (
 	"github.com/mno-sh/mno/lab/kubeapi/kubeapitest"
 )
 
-
 // recorded is a run through history.Run, as `mno run` does it.
 type recorded struct {
 	result

@@ -70,6 +70,9 @@ type Options struct {
 	// Observers get every event of the run (journal.Observer), whatever
 	// the output format: run records, scenario checks.
 	Observers []journal.Observer
+	// Guard is asked before each write that would change is applied
+	// (journal.Options.Guard): `mno apply` performs only a plan's effects.
+	Guard func(op journal.Op, ch journal.Change) error
 }
 
 // Result is the outcome of Run.
@@ -141,7 +144,7 @@ func NewSession(ctx context.Context, o Options) (*Session, *loader.Source, error
 		jsonOut = o.Stdout
 	}
 	jr := journal.New(journal.Options{DryRun: o.DryRun, ShowDiff: o.ShowDiff, Verbose: o.Verbose,
-		Human: o.Stderr, JSON: jsonOut, Print: o.Stdout, Redactor: red, Observers: o.Observers})
+		Human: o.Stderr, JSON: jsonOut, Print: o.Stdout, Redactor: red, Observers: o.Observers, Guard: o.Guard})
 
 	runCtx, cancel := context.WithCancelCause(ctx)
 	cancelAll := func() { cancel(nil) }

@@ -104,7 +104,10 @@ func (w *rmw) commit(ctx context.Context) error {
 
 // change describes the last plan for the journal.
 func (w *rmw) change() journal.Change {
-	ch := journal.Change{Changed: w.next != nil}
+	ch := journal.Change{Changed: w.next != nil, Pre: "absent"}
+	if w.cur != nil {
+		ch.Pre = "resourceVersion:" + w.cur.ResourceVersion
+	}
 	if w.next != nil {
 		ch.Diff = diffConfigMaps(w.ns+"/"+w.name, w.cur, w.next)
 		if w.cur == nil {

@@ -146,7 +146,7 @@ func (h *host) writeFile(thread *starlark.Thread, b *starlark.Builtin, kind, p s
 // compare says what writing w over the probed file would change.
 func (h *host) compare(ctx context.Context, p string, sudo bool, pr *probe, w *writeSpec) (journal.Change, error) {
 	if pr.info == nil {
-		ch := journal.Change{Changed: true, Diff: contentDiff(p, pr, w), Note: "new file"}
+		ch := journal.Change{Changed: true, Diff: contentDiff(p, pr, w), Note: "new file", Pre: "absent"}
 		isDir := pr.dirExists
 		if !pr.dirKnown {
 			// Only whether it is a directory matters: no owner names.
@@ -201,6 +201,13 @@ func (h *host) compare(ctx context.Context, p string, sudo bool, pr *probe, w *w
 		}
 	}
 	ch := journal.Change{Changed: !same || len(notes) > 0, Note: strings.Join(notes, ", ")}
+	switch {
+	case pr.full:
+		sum := sha256.Sum256(pr.content)
+		ch.Pre = "sha256:" + hex.EncodeToString(sum[:])
+	case pr.sum != "":
+		ch.Pre = "sha256:" + pr.sum
+	}
 	if !same {
 		ch.Diff = contentDiff(p, pr, w)
 	}

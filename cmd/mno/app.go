@@ -50,6 +50,7 @@ func NewApp(in io.Reader, out, errOut io.Writer) *cli.App {
 			versionCommand(),
 			historyCommand(),
 			showCommand(),
+			applyCommand(),
 		},
 	}
 }

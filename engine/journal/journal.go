@@ -38,6 +38,10 @@ type Change struct {
 	Diff string
 	// Note is a short remark shown after the description ("host key recorded").
 	Note string
+	// Pre is what the change was computed from, for saved plans: "absent",
+	// "sha256:HEX" of a file's content, "resourceVersion:N" of an object;
+	// "" when the builtin does not say.
+	Pre string
 }
 
 // Op describes one effect.
@@ -99,6 +103,10 @@ type Options struct {
 	Observers []Observer
 	Redactor  *secret.Redactor
 	Now       func() time.Time
+	// Guard, when set, is asked before a write that would change is
+	// applied (never in dry-run); an error fails the effect unapplied.
+	// `mno apply` uses it to perform only the effects of a saved plan.
+	Guard func(op Op, ch Change) error
 }
 
 // Counts is the recap line of one target.
@@ -206,6 +214,8 @@ func (j *Journal) Do(ctx context.Context, op Op) (Outcome, error) {
 		case j.opts.DryRun:
 			out.Change = ch
 			out.Simulated = true
+		case j.opts.Guard != nil && j.guard(op, ch, &err):
+			out.Change = ch
 		default:
 			out.Change, err = op.Apply(ctx)
 			out.Applied = true
@@ -241,6 +251,12 @@ func (j *Journal) Do(ctx context.Context, op Op) (Outcome, error) {
 
 	j.out.effectEnd(id, op, out, status, err, j.opts.Now().Sub(start))
 	return out, err
+}
+
+// guard asks Options.Guard about a write; true when it refused (err set).
+func (j *Journal) guard(op Op, ch Change, err *error) bool {
+	*err = j.opts.Guard(op, ch)
+	return *err != nil
 }
 
 // Print records a print() from the script.

@@ -38,6 +38,7 @@ type Event struct {
 	Simulated  bool              `json:"simulated,omitempty"`
 	Diff       string            `json:"diff,omitempty"`
 	Note       string            `json:"note,omitempty"`
+	Pre        string            `json:"pre,omitempty"`
 	Error      string            `json:"error,omitempty"`
 	DurationMS *float64          `json:"duration_ms,omitempty"`
 	Message    string            `json:"message,omitempty"`
@@ -279,7 +280,7 @@ func (o *output) effectEnd(id int, op Op, out Outcome, st Status, err error, d t
 	ms := float64(d.Microseconds()) / 1000
 	changed := out.Changed
 	e := Event{Type: "effect_end", ID: id, Target: op.Target, Kind: op.Kind, Pos: op.Pos,
-		Status: st, Changed: &changed, Simulated: out.Simulated, Note: o.r(out.Note), DurationMS: &ms}
+		Status: st, Changed: &changed, Simulated: out.Simulated, Note: o.r(out.Note), Pre: out.Pre, DurationMS: &ms}
 	if out.Changed {
 		e.Diff = o.r(out.Diff)
 	}

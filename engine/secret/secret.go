@@ -9,6 +9,9 @@
 package secret
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"sort"
 	"strings"
@@ -243,4 +246,28 @@ func (r *Redactor) Redact(s string) string {
 		r.mu.Unlock()
 	}
 	return rep.Replace(s)
+}
+
+// Fingerprint returns an HMAC-SHA256, under key, of every value registered
+// (sorted): it changes when any secret the run met changes, and without the
+// key it tells nothing about them. "" when there are none.
+func (r *Redactor) Fingerprint(key []byte) string {
+	if r == nil {
+		return ""
+	}
+	r.mu.RLock()
+	vals := make([]string, 0, len(r.values))
+	for v := range r.values {
+		vals = append(vals, v)
+	}
+	r.mu.RUnlock()
+	if len(vals) == 0 {
+		return ""
+	}
+	sort.Strings(vals)
+	m := hmac.New(sha256.New, key)
+	for _, v := range vals {
+		fmt.Fprintf(m, "%d:%s\n", len(v), v)
+	}
+	return hex.EncodeToString(m.Sum(nil))
 }
