@@ -124,7 +124,7 @@ func TestSavedPlan(t *testing.T) {
 			t.Fatalf("making the plan changed %s", v)
 		}
 	}
-	want := []string{"[cluster] configmap.update_json kube-system/sync-controller-registry registry.json",
+	want := []string{"[cluster] configmap.update_json kube-system/sync-controller-registry[registry.json]",
 		"[vps-1] put " + routesPath, "[vps-2] put " + routesPath}
 	got := planned(p)
 	sort.Strings(got)

@@ -209,7 +209,9 @@ func changedConfigMaps(rec *Record) []string {
 			if e.Changed == nil || !*e.Changed || e.Simulated {
 				continue
 			}
+			// "ns/name", "ns/name[key]" (update_json) or "ns/name key".
 			ref, _, _ := strings.Cut(desc[e.ID], " ")
+			ref, _, _ = strings.Cut(ref, "[")
 			if strings.Count(ref, "/") == 1 && !seen[ref] {
 				seen[ref] = true
 				out = append(out, ref)
