@@ -418,6 +418,16 @@ def main(ctx, data = "", n = "0"):
 	}
 	small := filepath.Join(root, "small.txt")
 	os.WriteFile(small, []byte("x\n"), 0o644)
+	// MNO_HISTORY_KEEP=0 turns records off: none written, no warning.
+	off := e.runRecordedIn(root, e.kubeconfig, history.Options{}, func(k string) string {
+		if k == "MNO_HISTORY_KEEP" {
+			return "0"
+		}
+		return ""
+	}, "big", "data="+small, "n=off")
+	if off.exit != 0 || off.name != "" || strings.Contains(off.stderr, "warning") {
+		t.Errorf("MNO_HISTORY_KEEP=0: exit %d, record %q\n%s", off.exit, off.name, off.stderr)
+	}
 	var ids []string
 	for i := range 4 {
 		r := e.runRecordedIn(root, e.kubeconfig, history.Options{}, keep, "big", "data="+small, "n="+string(rune('1'+i)))
@@ -444,7 +454,7 @@ def main(ctx, data = "", n = "0"):
 		}
 		return ""
 	}, "big", "data="+small, "n=9")
-	if bad.exit != 0 || !strings.Contains(bad.stderr, `MNO_HISTORY_KEEP="-1" is not a positive number`) {
+	if bad.exit != 0 || !strings.Contains(bad.stderr, `MNO_HISTORY_KEEP="-1" is not a number of records to keep`) {
 		t.Errorf("bad MNO_HISTORY_KEEP: exit %d\n%s", bad.exit, bad.stderr)
 	}
 }

@@ -48,9 +48,10 @@ func Connect(cfg runctx.Config) (*kclient.Client, error) {
 
 // Run runs a playbook as engine.Run does and then records it in the
 // cluster when it changed something, found drift or failed (never a dry
-// run). A record that cannot be written is one warning line; the run's
-// result is unchanged. It returns the record (nil when none was wanted)
-// and the name of the ConfigMap written ("" when none).
+// run; never with MNO_HISTORY_KEEP=0). A record that cannot be written is
+// one warning line; the run's result is unchanged. It returns the record
+// (nil when the run never started) and the name of the ConfigMap written
+// ("" when none).
 func Run(ctx context.Context, o engine.Options, ho Options) (engine.Result, *Record, string) {
 	rec := &Recorder{}
 	o.Observers = append(append([]journal.Observer(nil), o.Observers...), rec)
@@ -63,8 +64,8 @@ func Run(ctx context.Context, o engine.Options, ho Options) (engine.Result, *Rec
 		m.Redact = res.Redactor.Redact
 	}
 	r := rec.Record(m)
-	if !r.Wanted() {
-		return res, nil, ""
+	if !r.Wanted() || ho.Keep == 0 && getenv(o.Config)("MNO_HISTORY_KEEP") == "0" {
+		return res, r, ""
 	}
 	warn := ho.Warn
 	if warn == nil {
@@ -80,18 +81,21 @@ func Run(ctx context.Context, o engine.Options, ho Options) (engine.Result, *Rec
 	return res, r, name
 }
 
+func getenv(cfg runctx.Config) func(string) string {
+	if cfg.Getenv == nil {
+		return func(string) string { return "" }
+	}
+	return cfg.Getenv
+}
+
 // Save writes rec to the cluster of cfg (see Store.Write).
 func Save(ctx context.Context, cfg runctx.Config, rec *Record, ho Options) (string, error) {
-	getenv := cfg.Getenv
-	if getenv == nil {
-		getenv = func(string) string { return "" }
-	}
 	keep := ho.Keep
 	if keep == 0 {
-		if v := getenv("MNO_HISTORY_KEEP"); v != "" {
+		if v := getenv(cfg)("MNO_HISTORY_KEEP"); v != "" {
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 1 {
-				return "", fmt.Errorf("MNO_HISTORY_KEEP=%q is not a positive number", v)
+				return "", fmt.Errorf("MNO_HISTORY_KEEP=%q is not a number of records to keep (0 turns records off)", v)
 			}
 			keep = n
 		}
