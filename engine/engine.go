@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	startime "go.starlark.net/lib/time"
 	"go.starlark.net/starlark"
 	"go.starlark.net/starlarkstruct"
 
@@ -73,6 +74,10 @@ type Options struct {
 	// Guard is asked before each write that would change is applied
 	// (journal.Options.Guard): `mno apply` performs only a plan's effects.
 	Guard func(op journal.Op, ch journal.Change) error
+	// Clock, when set, is what time.now() returns on every thread: a saved
+	// plan's dry run and its apply see the same instant, so timestamps a
+	// playbook writes are the planned ones.
+	Clock func() time.Time
 }
 
 // Result is the outcome of Run.
@@ -169,6 +174,9 @@ func NewSession(ctx context.Context, o Options) (*Session, *loader.Source, error
 		t := &starlark.Thread{Name: name, Load: ld.Load}
 		t.Print = func(t *starlark.Thread, msg string) {
 			jr.Print(starkit.CallerPos(t), msg)
+		}
+		if o.Clock != nil {
+			startime.SetNow(t, func() (time.Time, error) { return o.Clock(), nil })
 		}
 		t.SetMaxExecutionSteps(maxSteps)
 		t.OnMaxSteps = func(t *starlark.Thread) {

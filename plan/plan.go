@@ -9,6 +9,10 @@
 // that no longer happens — changing nothing then; otherwise it runs it for
 // real with a guard that lets only the planned effects through.
 //
+// time.now() returns the plan's instant in its dry run and in the apply,
+// so timestamps a playbook writes (the registry's last_sync) are the
+// planned ones.
+//
 // Secrets never enter the file: diffs are redacted as in every report, and
 // the secrets the run met are represented by an HMAC under a key kept on
 // the control plane ($MNO_HOME/plan.key), so a secret that changed between
@@ -49,6 +53,9 @@ type Plan struct {
 	PlaybookSHA256 string    `json:"playbook_sha256"`
 	Params         []string  `json:"params,omitempty"`
 	Root           string    `json:"root,omitempty"`
+	// Clock is what time.now() returned in the dry run; apply runs with it
+	// too, so the timestamps a playbook writes are the planned ones.
+	Clock time.Time `json:"clock"`
 	AllowRead      []string  `json:"allow_read,omitempty"`
 	// SecretsHMAC is the HMAC of the secrets the run met ("" for none).
 	SecretsHMAC string   `json:"secrets_hmac,omitempty"`
@@ -157,11 +164,13 @@ func Make(ctx context.Context, o engine.Options, mnoVersion string, key []byte) 
 	c := &collector{}
 	o.DryRun = true
 	o.Observers = append(append([]journal.Observer(nil), o.Observers...), c)
+	clock := time.Now().UTC()
+	o.Clock = func() time.Time { return clock }
 	res := engine.Run(ctx, o)
 	if res.Exit != 0 {
 		return nil, res, fmt.Errorf("the dry run exited %d: no plan written", res.Exit)
 	}
-	p := &Plan{V: Version, Mno: mnoVersion, RunID: res.RunID, Created: time.Now().UTC(), Playbook: o.Playbook,
+	p := &Plan{V: Version, Mno: mnoVersion, RunID: res.RunID, Created: time.Now().UTC(), Clock: clock, Playbook: o.Playbook,
 		Display: c.display, PlaybookSHA256: c.sha, Params: o.Params, Root: o.Root, AllowRead: o.AllowRead,
 		Effects: c.effects}
 	if p.Effects == nil {
@@ -295,6 +304,8 @@ func compare(planned, now []Effect) []string {
 
 func (p *Plan) options(o engine.Options) engine.Options {
 	o.Playbook, o.Params, o.Root, o.AllowRead = p.Playbook, p.Params, p.Root, p.AllowRead
+	clock := p.Clock
+	o.Clock = func() time.Time { return clock }
 	return o
 }
 
