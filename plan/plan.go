@@ -55,8 +55,8 @@ type Plan struct {
 	Root           string    `json:"root,omitempty"`
 	// Clock is what time.now() returned in the dry run; apply runs with it
 	// too, so the timestamps a playbook writes are the planned ones.
-	Clock time.Time `json:"clock"`
-	AllowRead      []string  `json:"allow_read,omitempty"`
+	Clock     time.Time `json:"clock"`
+	AllowRead []string  `json:"allow_read,omitempty"`
 	// SecretsHMAC is the HMAC of the secrets the run met ("" for none).
 	SecretsHMAC string   `json:"secrets_hmac,omitempty"`
 	Effects     []Effect `json:"effects"`
