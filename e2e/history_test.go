@@ -287,7 +287,7 @@ func TestHistoryAndShowCLI(t *testing.T) {
 	// show prints the report as the run printed it.
 	out, stderr, code := mnoCLI(t, e, "show", a2.rec.RunID)
 	header, body, _ := strings.Cut(out, "\n")
-	if code != 0 || !strings.HasPrefix(header, "# run "+a2.rec.RunID+": add-vps") || body != a2.stderr {
+	if code != 0 || !strings.HasPrefix(header, "# run "+a2.rec.RunID+": ") || !strings.Contains(header, "add-vps.star (sha256 ") || body != a2.stderr {
 		t.Errorf("show %s: exit %d %s\n--- header\n%s\n--- shown\n%s\n--- the run printed\n%s", a2.rec.RunID, code, stderr, header, body, a2.stderr)
 	}
 	// The ConfigMap's name and lower case work too.
