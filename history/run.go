@@ -39,6 +39,9 @@ func Connect(cfg runctx.Config) (*kclient.Client, error) {
 		return nil, err
 	}
 	rc.Timeout = writeTimeout
+	// A record is a handful of requests; client-go's default 5 per second
+	// would make a burst of Events wait.
+	rc.QPS, rc.Burst = 50, 100
 	c, err := kclient.New(rc)
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client (%s): %v", where, err)
