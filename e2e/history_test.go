@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -493,5 +494,42 @@ current-context: c
 		if n := strings.Count(r.stderr, "warning: "); n != 1 || !strings.Contains(r.stderr, "warning: run "+r.rec.RunID+" not recorded in the cluster: ") {
 			t.Errorf("kubeconfig %s: want one warning line, got %d:\n%s", kc, n, r.stderr)
 		}
+	}
+}
+
+// TestRecordRedactsSecrets: a secret the run read after its start (so the
+// live run_start could not know it) is redacted everywhere in the record —
+// parameters, command lines, output — by the run's final redactor.
+func TestRecordRedactsSecrets(t *testing.T) {
+	e := newEnv(t)
+	e.clearRecords()
+	root := writeWorkspace(t, "leak", `
+def main(ctx, token_file = "", echo = ""):
+    tok = local.read(token_file)
+    local.run(["sh", "-c", "echo " + echo])
+    print("said " + echo)
+`)
+	const tok = "tok-5up3r-s3cr3t-ünï"
+	tokFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokFile, []byte(tok), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := e.runRecordedIn(root, e.kubeconfig, history.Options{}, nil, "leak", "token_file="+tokFile, "echo="+tok)
+	if r.exit != 0 || r.name == "" {
+		t.Fatalf("exit %d, record %q", r.exit, r.name)
+	}
+	rec, err := e.store().Get(e.ctx, r.rec.RunID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := json.Marshal(rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(raw), tok) || strings.Contains(string(raw), "5up3r") {
+		t.Errorf("the record holds the secret:\n%s", raw)
+	}
+	if rec.Params["echo"] != "<redacted>" || !strings.Contains(renderRecord(rec, false, ""), "echo <redacted>") {
+		t.Errorf("params %v; shown:\n%s", rec.Params, renderRecord(rec, false, ""))
 	}
 }
