@@ -533,3 +533,50 @@ def main(ctx, token_file = "", echo = ""):
 		t.Errorf("params %v; shown:\n%s", rec.Params, renderRecord(rec, false, ""))
 	}
 }
+
+// TestDriftHostsBlock: a hand edit inside mno's /etc/hosts block on a
+// laptop is drift of /etc/hosts (found by a dry run, which writes nothing,
+// and put back by the sync); an edit outside the block is the owner's and
+// not drift.
+func TestDriftHostsBlock(t *testing.T) {
+	e := newEnv(t, "vps-1", "vps-2", "laptop-1")
+	e.initCluster("10.0.0.1")
+	e.setServices(map[string]any{"blog": map[string]any{"subdomain": "blog", "ip": "100.1.1.5", "port": 80, "public": true}})
+	addNodesWithKubeconfig(t, e)
+	e.mustRun("sync")
+	l := e.host("laptop-1")
+	good := readFile(t, l, "/etc/hosts")
+	if !strings.Contains(good, "100.1.1.5\tblog.home.local") {
+		t.Fatalf("no blog line in the block:\n%s", good)
+	}
+	drift := func(dry bool) (map[string][]string, int) {
+		var stderr bytes.Buffer
+		res := engine.Run(e.ctx, engine.Options{Playbook: "sync", DryRun: dry, Timeout: 5 * time.Minute,
+			Config:   runctx.Config{Home: e.home, Identity: e.identity, Kubeconfig: e.kubeconfig, Getenv: func(string) string { return "" }},
+			Embedded: mno.Files, Stderr: &stderr})
+		t.Logf("sync (dry %v) → exit %d\n%s", dry, res.Exit, stderr.String())
+		return res.Drift, res.Exit
+	}
+
+	// Outside the block: the owner's line, not drift, left alone.
+	own := good + "192.0.2.7\tmy-printer\n"
+	l.WriteFile("/etc/hosts", []byte(own), 0o644)
+	if d, code := drift(true); code != 0 || len(d) != 0 {
+		t.Errorf("an edit outside mno's block: drift %v, exit %d", d, code)
+	}
+	// Inside the block: drift.
+	edited := strings.Replace(own, "100.1.1.5\tblog.home.local", "203.0.113.66\tblog.home.local", 1)
+	l.WriteFile("/etc/hosts", []byte(edited), 0o644)
+	if d, _ := drift(true); strings.Join(d["laptop-1"], ",") != "/etc/hosts" || len(d) != 1 {
+		t.Errorf("dry run after an edit in the block: drift %v, want laptop-1: /etc/hosts", d)
+	}
+	if readFile(t, l, "/etc/hosts") != edited {
+		t.Error("the dry run wrote /etc/hosts")
+	}
+	if d, code := drift(false); code != 0 || strings.Join(d["laptop-1"], ",") != "/etc/hosts" {
+		t.Errorf("sync: drift %v exit %d", d, code)
+	}
+	if got := readFile(t, l, "/etc/hosts"); got != own {
+		t.Errorf("the sync did not put the block back (keeping the owner's line):\n%s", got)
+	}
+}
