@@ -253,8 +253,10 @@ func (j *Journal) Do(ctx context.Context, op Op) (Outcome, error) {
 	return out, err
 }
 
-// guard asks Options.Guard about a write; true when it refused (err set).
+// guard asks Options.Guard about a write, its description redacted as
+// the events have it; true when it refused (err set).
 func (j *Journal) guard(op Op, ch Change, err *error) bool {
+	op.Desc = j.opts.Redactor.Redact(op.Desc)
 	*err = j.opts.Guard(op, ch)
 	return *err != nil
 }
