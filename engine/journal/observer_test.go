@@ -147,3 +147,36 @@ func TestObserverWithoutStream(t *testing.T) {
 		t.Errorf("stdout %q", print.String())
 	}
 }
+
+// TestGuardRefuses: a write the guard refuses is not applied and fails; the
+// guard is asked only about real writes that would change, with the
+// precondition the check computed and the description redacted.
+func TestGuardRefuses(t *testing.T) {
+	red := secret.NewRedactor()
+	red.Add("hunter2")
+	var asked []string
+	j := New(Options{Redactor: red, Guard: func(op Op, ch Change) error {
+		asked = append(asked, op.Desc+" "+ch.Pre)
+		if op.Target == "no" {
+			return errors.New("not in the saved plan: refused")
+		}
+		return nil
+	}})
+	ctx := context.Background()
+	applied := 0
+	mk := func(target string, changed bool) Op {
+		return Op{Target: target, Kind: "put", Desc: "/f hunter2", Write: true,
+			Check: func(context.Context) (Change, error) { return Change{Changed: changed, Pre: "sha256:1"}, nil },
+			Apply: func(context.Context) (Change, error) { applied++; return Change{Changed: true}, nil }}
+	}
+	if _, err := j.Do(ctx, mk("yes", true)); err != nil || applied != 1 {
+		t.Errorf("allowed write: %v, applied %d", err, applied)
+	}
+	if _, err := j.Do(ctx, mk("no", true)); err == nil || applied != 1 || !j.TargetFailed("no") {
+		t.Errorf("refused write: %v, applied %d", err, applied)
+	}
+	j.Do(ctx, mk("no", false)) // unchanged: not asked
+	if strings.Join(asked, ",") != "/f <redacted> sha256:1,/f <redacted> sha256:1" {
+		t.Errorf("guard asked %v", asked)
+	}
+}
