@@ -152,7 +152,7 @@ func New(opts Options) *Journal {
 		obs = append(obs, NewJSONWriter(opts.JSON))
 		print = nil // prints are events in the stream
 	}
-	obs = append(obs, NewTextReport(opts.Human, print, TextOptions{Verbose: opts.Verbose, ShowDiff: opts.ShowDiff}))
+	obs = append(obs, NewTextReport(opts.Human, print, TextOptions{Verbose: opts.Verbose, ShowDiff: opts.ShowDiff, DryRun: opts.DryRun}))
 	obs = append(obs, opts.Observers...)
 	return &Journal{
 		opts:   opts,

@@ -94,6 +94,9 @@ func (j jsonWriter) Event(e Event) {
 type TextOptions struct {
 	Verbose  bool // report reads too
 	ShowDiff bool // diffs of real changes too, not only in dry-run
+	// DryRun shows diffs of simulated changes before any run_start event
+	// (a session that runs a script without a run); run_start sets it.
+	DryRun bool `json:"-"`
 }
 
 // TextReport renders events as the human report: the header, one line per
@@ -112,7 +115,7 @@ func NewTextReport(human, print io.Writer, opts TextOptions) *TextReport {
 	if human == nil {
 		human = io.Discard
 	}
-	return &TextReport{human: human, print: print, opts: opts, writes: map[int]Event{}}
+	return &TextReport{human: human, print: print, opts: opts, dry: opts.DryRun, writes: map[int]Event{}}
 }
 
 // Event renders one event.
