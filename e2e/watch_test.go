@@ -189,3 +189,39 @@ func TestWatchFailover(t *testing.T) {
 		t.Errorf("b is not leader:\n%s", b.logText())
 	}
 }
+
+// TestWatchDrift: under `mno watch`, a hand edit of a VPS's routes file is
+// put back by the next (periodic) sync, recorded as drift, and counted in
+// mno_drift_total{node}.
+func TestWatchDrift(t *testing.T) {
+	e := newEnv(t, "vps-1")
+	e.clearRecords()
+	v := e.host("vps-1")
+	e.initCluster("10.0.0.1")
+	v.SetShim("docker ps -q --filter name=^mno-traefik$ --filter status=running", hostsRunning)
+	e.mustRun("add-vps", "name=vps-1", "address="+v.Addr, "domain=example.test", "email=ops@example.test", "host_key="+v.HostKey)
+	good := readFile(t, v, routesPath)
+
+	w := e.startWatcher(t, "sync", "--resync", "2s")
+	waitCond(t, "the start run", time.Minute, func() bool { return w.metric("mno_watch_runs_total") >= 1 })
+	if n := w.metric(`mno_drift_total{node="vps-1"}`); n > 0 {
+		t.Fatalf("drift counted before any edit: %v", n)
+	}
+	v.WriteFile(routesPath, []byte(good+"# by hand\n"), 0o644)
+	waitCond(t, "drift counted", time.Minute, func() bool { return w.metric(`mno_drift_total{node="vps-1"}`) == 1 })
+	if got := readFile(t, v, routesPath); got != good {
+		t.Errorf("the watch's sync did not put the routes file back:\n%s", got)
+	}
+	var drifted int
+	for _, cm := range e.records() {
+		if cm.Labels["mno.sh/drift"] == "true" && cm.Labels["node.mno.sh/vps-1"] == "drift" {
+			drifted++
+		}
+	}
+	if drifted != 1 {
+		t.Errorf("%d drift records, want 1", drifted)
+	}
+	if !strings.Contains(w.logText(), "drift: "+routesPath+" on vps-1") {
+		t.Errorf("the watch's log lacks the drift warning:\n%s", w.logText())
+	}
+}
