@@ -13,6 +13,7 @@ var layers = map[string]int{
 	// 0: leaves, no mno imports but each other's
 	"":                       0, // the module root: the embedded playbooks and roles
 	"internal/shellquote":    0,
+	"internal/kubeconfig":    0,
 	"engine/secret":          0,
 	"engine/diag":            0,
 	"engine/loader":          0,

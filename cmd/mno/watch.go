@@ -10,10 +10,10 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/mno-sh/mno"
-	"github.com/mno-sh/mno/builtins/kube"
 	"github.com/mno-sh/mno/builtins/kube/kclient"
 	"github.com/mno-sh/mno/controller"
 	"github.com/mno-sh/mno/engine"
+	"github.com/mno-sh/mno/internal/kubeconfig"
 )
 
 // defaultWatches are the four ConfigMaps the cluster's state lives in.
@@ -72,7 +72,7 @@ func watchCommand() *cli.Command {
 				AllowRead: c.StringSlice("allow-read"), Embedded: mno.Files}); err != nil {
 				return cli.Exit("watch: "+err.Error(), 1)
 			}
-			rc, where, err := kube.RESTConfig(cfg)
+			rc, where, err := kubeconfig.RESTConfig(kubeconfig.Options{Kubeconfig: cfg.Kubeconfig, Context: cfg.KubeContext, Getenv: cfg.Getenv})
 			if err != nil {
 				return cli.Exit("watch: "+err.Error(), 1)
 			}
