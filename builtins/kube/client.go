@@ -17,12 +17,12 @@ import (
 	"github.com/mno-sh/mno/builtins/kube/kclient"
 	"github.com/mno-sh/mno/engine/journal"
 	"github.com/mno-sh/mno/engine/runctx"
-	"github.com/mno-sh/mno/internal/kubeconfig"
+	kcfg "github.com/mno-sh/mno/internal/kubeconfig"
 )
 
 // K3sKubeconfig is where k3s writes the admin kubeconfig on a server node,
 // the last file tried before the in-cluster service account.
-const K3sKubeconfig = kubeconfig.K3s
+const K3sKubeconfig = kcfg.K3s
 
 // Client timeouts: an API server on the control plane answers in
 // milliseconds, so anything slower is a fault to report, not to wait for.
@@ -59,7 +59,7 @@ func clusterOf(r *runctx.Run) (*cluster, error) {
 // connect discovers the configuration, builds the client and checks once
 // that the server answers, so an unreachable cluster is one clear error.
 func connect(r *runctx.Run) (*cluster, error) {
-	loc, err := kubeconfig.Find(kubeconfig.Options{Kubeconfig: r.Config.Kubeconfig, Context: r.Config.KubeContext, Getenv: r.Config.Getenv})
+	loc, err := kcfg.Find(kcfg.Options{Kubeconfig: r.Config.Kubeconfig, Context: r.Config.KubeContext, Getenv: r.Config.Getenv})
 	if err != nil {
 		return nil, err
 	}
