@@ -13,7 +13,8 @@
 //	kube.node.delete(name) -> bool changed
 //	kube.service.list(namespace="") -> list of struct(name, namespace, type, cluster_ip, ip, ports, labels, annotations); "" lists every namespace
 //
-// kube.configmap and kube.node group the ConfigMap and Node calls. Every
+// kube.configmap, kube.node and kube.service group the ConfigMap, Node and
+// Service calls. Every
 // ConfigMap change is a read-modify-write guarded by the resourceVersion that
 // was read, retried on conflict (up to 20 times, with jittered backoff), so two
 // concurrent runs never drop each other's changes. update calls fn(data) with
