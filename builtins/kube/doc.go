@@ -13,9 +13,8 @@
 //	kube.node.delete(name) -> bool changed
 //	kube.service.list(namespace="") -> list of struct(name, namespace, type, cluster_ip, ip, ports, labels, annotations); "" lists every namespace
 //
-// kube.configmap, kube.node and kube.service group the ConfigMap, Node and
-// Service calls. Every
-// ConfigMap change is a read-modify-write guarded by the resourceVersion that
+// kube.configmap groups the ConfigMap calls, kube.node the Node calls and
+// kube.service the Service calls. Every ConfigMap change is a read-modify-write guarded by the resourceVersion that
 // was read, retried on conflict (up to 20 times, with jittered backoff), so two
 // concurrent runs never drop each other's changes. update calls fn(data) with
 // a mutable copy of the data (a dict of strings; {} when the ConfigMap is
