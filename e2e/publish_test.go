@@ -80,9 +80,9 @@ func TestPublishThroughTraefik(t *testing.T) {
 	gone := func(get func(string) (int, string), host string) func() bool {
 		return func() bool { code, _ := get(host); return code == 404 }
 	}
-	if code, _ := get1("blog.example.test"); code != 404 {
-		t.Fatalf("blog.example.test answered %d before publish", code)
-	}
+	// Traefik up on both, blog not served before publish.
+	waitFor(t, "vps-1's Traefik: 404 for blog.example.test", gone(get1, "blog.example.test"), &strings.Builder{})
+	waitFor(t, "vps-2's Traefik: 404 for shop.second.test", gone(get2, "shop.second.test"), &strings.Builder{})
 
 	// A subdomain, on every VPS under its own domain.
 	r := e.mustRun("publish", "service=blog")
