@@ -5,6 +5,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -275,34 +276,7 @@ func TestDiscover(t *testing.T) {
 	e := newEnv(t)
 	e.initCluster("10.0.0.1")
 	ctx := e.ctx
-	for _, ns := range []string{"web", "apps"} {
-		_, err := e.client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
-		if err != nil && !apierrors.IsAlreadyExists(err) {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			svcs, _ := e.client.CoreV1().Services(ns).List(ctx, metav1.ListOptions{})
-			for _, s := range svcs.Items {
-				e.client.CoreV1().Services(ns).Delete(ctx, s.Name, metav1.DeleteOptions{})
-			}
-		})
-	}
-	create := func(ns, name string, typ corev1.ServiceType, port int32, ip string, ann map[string]string) {
-		t.Helper()
-		s, err := e.client.CoreV1().Services(ns).Create(ctx, &corev1.Service{
-			ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: ann},
-			Spec:       corev1.ServiceSpec{Type: typ, Ports: []corev1.ServicePort{{Name: "http", Port: port}}},
-		}, metav1.CreateOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if ip != "" {
-			s.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: ip}}
-			if _, err := e.client.CoreV1().Services(ns).UpdateStatus(ctx, s, metav1.UpdateOptions{}); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	create := e.serviceMaker("web", "apps")
 	create("web", "immich-server", corev1.ServiceTypeLoadBalancer, 2283, "10.213.77.6", nil)
 	create("web", "blog", corev1.ServiceTypeLoadBalancer, 80, "10.213.77.5", map[string]string{"home.local/subdomain": "journal"})
 	create("apps", "notes", corev1.ServiceTypeClusterIP, 8080, "", map[string]string{"mynodeone.io/subdomain": "notes"})
@@ -349,5 +323,67 @@ func TestDiscover(t *testing.T) {
 	r = e.mustRun("discover")
 	if _, ok := e.jsonKey("service-registry", "services.json")["immich-server"]; ok || !strings.Contains(r.stderr, "removed immich-server") {
 		t.Errorf("immich-server not removed:\n%s", r.stderr)
+	}
+}
+
+// serviceMaker creates the namespaces (their Services are deleted when the
+// test ends) and returns a function creating a Service, with ip as its
+// load-balancer address as MetalLB or servicelb would set it.
+func (e *env) serviceMaker(namespaces ...string) func(ns, name string, typ corev1.ServiceType, port int32, ip string, ann map[string]string) {
+	t, ctx := e.t, e.ctx
+	for _, ns := range namespaces {
+		_, err := e.client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
+		if err != nil && !apierrors.IsAlreadyExists(err) {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			svcs, _ := e.client.CoreV1().Services(ns).List(ctx, metav1.ListOptions{})
+			for _, s := range svcs.Items {
+				e.client.CoreV1().Services(ns).Delete(ctx, s.Name, metav1.DeleteOptions{})
+			}
+		})
+	}
+	return func(ns, name string, typ corev1.ServiceType, port int32, ip string, ann map[string]string) {
+		t.Helper()
+		s, err := e.client.CoreV1().Services(ns).Create(ctx, &corev1.Service{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: ann},
+			Spec:       corev1.ServiceSpec{Type: typ, Ports: []corev1.ServicePort{{Name: "http", Port: port}}},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ip != "" {
+			s.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: ip}}
+			if _, err := e.client.CoreV1().Services(ns).UpdateStatus(ctx, s, metav1.UpdateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+// TestWatchDiscover: `mno watch discover --on-services` records a
+// LoadBalancer Service once it has an address and removes its entry once
+// it is deleted, without anyone running discover.
+func TestWatchDiscover(t *testing.T) {
+	e := newEnv(t)
+	e.initCluster("10.0.0.1")
+	create := e.serviceMaker("watched")
+	w := e.startWatcher(t, "--on-services", "discover")
+	waitCond(t, "the start run", time.Minute, func() bool { return w.metric("mno_watch_runs_total") >= 1 })
+	entry := func() map[string]any {
+		m, _ := e.jsonKey("service-registry", "services.json")["wiki"].(map[string]any)
+		return m
+	}
+	create("watched", "wiki", corev1.ServiceTypeLoadBalancer, 80, "10.213.78.4", nil)
+	waitCond(t, "wiki recorded", time.Minute, func() bool { m := entry(); return m != nil && m["ip"] == "10.213.78.4" })
+	if m := entry(); m["namespace"] != "watched" || m["public"] != false {
+		t.Errorf("wiki: %v", m)
+	}
+	if err := e.client.CoreV1().Services("watched").Delete(e.ctx, "wiki", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitCond(t, "wiki removed", time.Minute, func() bool { return entry() == nil })
+	if log := w.logText(); !strings.Contains(log, "service watched/wiki") {
+		t.Errorf("the watcher does not say a Service triggered it:\n%s", log)
 	}
 }
