@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -386,4 +387,52 @@ func TestWatchDiscover(t *testing.T) {
 	if log := w.logText(); !strings.Contains(log, "service watched/wiki") {
 		t.Errorf("the watcher does not say a Service triggered it:\n%s", log)
 	}
+}
+
+// TestPublishMyNodeOneData: on the ConfigMaps exactly as MyNodeOne's scripts
+// wrote them (quirky JSON included), publish writes open-webui's routing
+// entry for a domain MyNodeOne registered, leaving every other entry and
+// the documents it does not change byte for byte; domain add keeps
+// MyNodeOne's "Backup\share" description as the text it stood for; a
+// second run of each changes nothing.
+func TestPublishMyNodeOneData(t *testing.T) {
+	e := newEnv(t)
+	raw, err := os.ReadFile("../testdata/mynodeone/configmaps.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cms map[string]map[string]string
+	if err := json.Unmarshal(raw, &cms); err != nil {
+		t.Fatal(err)
+	}
+	for name, data := range cms {
+		e.setConfigMap(name, data)
+	}
+	e.mustRun("publish", "service=open-webui", "domains=curiios.com", "sync=false")
+	rt := e.jsonKey("domain-registry", "routing.json")
+	if got := jsonText(t, rt["open-webui"].(map[string]any)["vps_nodes"]); got != jsonText(t, []any{"100.86.188.1"}) {
+		t.Errorf("open-webui vps_nodes: %s", got)
+	}
+	if jsonText(t, rt["immich"]) == "" || rt["immich"].(map[string]any)["strategy"] != "round-robin" {
+		t.Errorf("immich's entry changed: %v", rt["immich"])
+	}
+	for _, k := range []string{"services.json"} {
+		if e.configMap("service-registry")[k] != cms["service-registry"][k] {
+			t.Errorf("service-registry %s rewritten", k)
+		}
+	}
+	if e.configMap("domain-registry")["domains.json"] != cms["domain-registry"]["domains.json"] {
+		t.Error("domains.json rewritten")
+	}
+	e.mustRunUnchanged("publish", "service=open-webui", "domains=curiios.com", "sync=false")
+
+	e.mustRun("domain", "add", "name=example.org", "vps=vps-edge-01", "sync=false")
+	doms := e.jsonKey("domain-registry", "domains.json")["domains"].(map[string]any)
+	if d := doms["vinaysachdeva.com"].(map[string]any)["description"]; d != `Backup\share` {
+		t.Errorf("MyNodeOne's description: %q", d)
+	}
+	if got := jsonText(t, doms["example.org"].(map[string]any)["vps_nodes"]); got != jsonText(t, []any{"100.86.188.1"}) {
+		t.Errorf("example.org: %s", got)
+	}
+	e.mustRunUnchanged("domain", "add", "name=example.org", "vps=vps-edge-01", "sync=false")
 }
