@@ -267,6 +267,31 @@ func TestPublishConcurrent(t *testing.T) {
 	if !strings.Contains(routes, "Host(`blog.example.test`)") || !strings.Contains(routes, "Host(`home.example.test`)") {
 		t.Errorf("vps-1's routes lack one of the two:\n%s", routes)
 	}
+
+	// Two publishes at once asking for one host name: exactly one gets it,
+	// the other is refused (checked again under the lease) and writes nothing.
+	for i, svc := range []string{"home", "shop"} {
+		wg.Add(1)
+		go func() { defer wg.Done(); res[i] = e.run("publish", "service="+svc, "subdomain=dup") }()
+	}
+	wg.Wait()
+	if res[0].exit+res[1].exit != 1 || res[0].exit == 2 || res[1].exit == 2 {
+		t.Fatalf("exits %d and %d, want one 0 and one 1", res[0].exit, res[1].exit)
+	}
+	loser, winner := "shop", "home"
+	if res[0].exit == 1 {
+		loser, winner = "home", "shop"
+	}
+	// The model names the one it would route (the first by name) and the
+	// one it would not, whichever publish asked.
+	if r := res[map[string]int{"home": 0, "shop": 1}[loser]]; !strings.Contains(r.stderr, "publishing "+loser+" would make the cluster state invalid") ||
+		!strings.Contains(r.stderr, "dup.example.test on vps-1 is also published by") {
+		t.Errorf("the refused publish does not say why:\n%s", r.stderr)
+	}
+	svcs = e.jsonKey("service-registry", "services.json")
+	if svcs[winner].(map[string]any)["subdomain"] != "dup" || svcs[loser].(map[string]any)["subdomain"] == "dup" {
+		t.Errorf("services after the race: %v", svcs)
+	}
 }
 
 // TestDiscover: discover records the real API server's LoadBalancer and
