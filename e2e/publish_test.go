@@ -284,7 +284,7 @@ func TestPublishConcurrent(t *testing.T) {
 	}
 	// The model names the one it would route (the first by name) and the
 	// one it would not, whichever publish asked.
-	if r := res[map[string]int{"home": 0, "shop": 1}[loser]]; !strings.Contains(r.stderr, "publishing "+loser+" would make the cluster state invalid") ||
+	if r := res[map[string]int{"home": 0, "shop": 1}[loser]]; !strings.Contains(r.stderr, "publishing "+loser+" would give the cluster state new problems") ||
 		!strings.Contains(r.stderr, "dup.example.test on vps-1 is also published by") {
 		t.Errorf("the refused publish does not say why:\n%s", r.stderr)
 	}
