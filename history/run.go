@@ -8,11 +8,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/mno-sh/mno/builtins/kube"
 	"github.com/mno-sh/mno/builtins/kube/kclient"
 	"github.com/mno-sh/mno/engine"
 	"github.com/mno-sh/mno/engine/journal"
 	"github.com/mno-sh/mno/engine/runctx"
+	"github.com/mno-sh/mno/internal/kubeconfig"
 )
 
 // writeTimeout bounds writing a record after the run.
@@ -34,7 +34,7 @@ type Options struct {
 // kube module does (--kubeconfig, $KUBECONFIG, ~/.kube/config, k3s,
 // in-cluster).
 func Connect(cfg runctx.Config) (*kclient.Client, error) {
-	rc, where, err := kube.RESTConfig(cfg)
+	rc, where, err := kubeconfig.RESTConfig(kubeconfig.Options{Kubeconfig: cfg.Kubeconfig, Context: cfg.KubeContext, Getenv: cfg.Getenv})
 	if err != nil {
 		return nil, err
 	}

@@ -11,9 +11,10 @@
 //	kube.node.label(name, labels) -> bool changed   (a value None removes the label)
 //	kube.node.drain(name, timeout="2m") -> bool changed  (cordon, then evict its pods; DaemonSet pods stay)
 //	kube.node.delete(name) -> bool changed
+//	kube.service.list(namespace="") -> list of struct(name, namespace, type, cluster_ip, ip, ports, labels, annotations); "" lists every namespace
 //
-// kube.configmap and kube.node group the ConfigMap and Node calls. Every
-// ConfigMap change is a read-modify-write guarded by the resourceVersion that
+// kube.configmap groups the ConfigMap calls, kube.node the Node calls and
+// kube.service the Service calls. Every ConfigMap change is a read-modify-write guarded by the resourceVersion that
 // was read, retried on conflict (up to 20 times, with jittered backoff), so two
 // concurrent runs never drop each other's changes. update calls fn(data) with
 // a mutable copy of the data (a dict of strings; {} when the ConfigMap is
@@ -52,6 +53,10 @@
 // a refused eviction retried until timeout), unmanaged pods included, and
 // waits for the pods to be gone — unless the node is not Ready, when no
 // kubelet would confirm it. drain and delete of a missing node return False.
+//
+// service.list is a read (it runs in dry-run too), sorted by namespace and
+// name; a Service's ip is its first load-balancer ingress IP ("" until one
+// is assigned) and ports a list of struct(name, port, protocol).
 //
 // The client is built on first use: --kubeconfig, then $KUBECONFIG,
 // ~/.kube/config, /etc/rancher/k3s/k3s.yaml, then the in-cluster service

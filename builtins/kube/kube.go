@@ -34,12 +34,16 @@ func Module() starkit.Module {
 		"drain":      starlark.NewBuiltin("kube.node.drain", nodeDrain),
 		"delete":     starlark.NewBuiltin("kube.node.delete", nodeDelete),
 	}}
+	service := &starlarkstruct.Module{Name: "kube.service", Members: starlark.StringDict{
+		"list": starlark.NewBuiltin("kube.service.list", serviceList),
+	}}
 	return starkit.Module{
 		Name: "kube",
 		Doc:  starkit.PackageDoc(docSrc),
 		Globals: starlark.StringDict{"kube": &starlarkstruct.Module{Name: "kube", Members: starlark.StringDict{
 			"configmap": configmap,
 			"node":      node,
+			"service":   service,
 			"lock":      starlark.NewBuiltin("kube.lock", lock),
 		}}},
 	}
