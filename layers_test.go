@@ -57,6 +57,8 @@ var layers = map[string]int{
 	"lab":             4,
 	"scenario":        4,
 	"controller":      4,
+	"history":         4,
+	"plan":            4,
 	"bench":           4,
 	"bench/floor":     4,
 	"bench/syncbench": 4,
