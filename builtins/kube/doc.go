@@ -11,6 +11,11 @@
 //	kube.node.label(name, labels) -> bool changed   (a value None removes the label)
 //	kube.node.drain(name, timeout="2m") -> bool changed  (cordon, then evict its pods; DaemonSet pods stay)
 //	kube.node.delete(name) -> bool changed
+//	kube.credential.issue(user, server, groups=[], lifetime="2160h", tls_dir="", serial_in_user=False) -> struct(user, groups, serial, not_before, not_after, renew_after, kubeconfig)
+//	kube.binding.apply(name, user, role, annotations={}, labels={}) -> bool changed   (a ClusterRoleBinding of user to ClusterRole role)
+//	kube.binding.get(name) -> struct(name, role, users, groups, annotations, labels) or None
+//	kube.binding.list(labels={}) -> list of struct as get, by name
+//	kube.binding.delete(name) -> bool changed
 //
 // kube.configmap and kube.node group the ConfigMap and Node calls. Every
 // ConfigMap change is a read-modify-write guarded by the resourceVersion that
@@ -52,6 +57,23 @@
 // a refused eviction retried until timeout), unmanaged pods included, and
 // waits for the pods to be gone — unless the node is not Ready, when no
 // kubelet would confirm it. drain and delete of a missing node return False.
+//
+// kube.credential.issue signs a client certificate for user (its groups as
+// organisations) with the cluster's client CA — client-ca.crt and client-ca.key in
+// tls_dir, default $MNO_K3S_TLS_DIR, else /var/lib/rancher/k3s/server/tls — valid
+// for lifetime (1h to 3 years; the CA's own expiry cuts it), with serial_in_user
+// the first 12 hex digits of its serial appended to the user ("USER:SERIAL12", so
+// each certificate is its own user). Its key is made in memory and exists only in
+// kubeconfig, a secret: a standalone kubeconfig for server that trusts
+// server-ca.crt from tls_dir; it is never written on the control plane. Times are
+// RFC 3339 UTC strings; renew_after is when two thirds of the lifetime have
+// passed. Issuing changes nothing, so it runs in dry-run too.
+//
+// kube.binding manages ClusterRoleBindings of one user to one ClusterRole:
+// apply creates or updates one (a different role replaces it, deleting first)
+// with exactly the labels and annotations given; the diff shows the role, the
+// subjects, labels and annotations. A user the binding no longer names loses
+// that access at the API server's next request.
 //
 // The client is built on first use: --kubeconfig, then $KUBECONFIG,
 // ~/.kube/config, /etc/rancher/k3s/k3s.yaml, then the in-cluster service
