@@ -92,7 +92,10 @@ func can(t *testing.T, k laptopKubeconfig, access string) {
 	t.Helper()
 	ctx := context.Background()
 	c := k.client
-	listCMs := func() error { _, err := c.CoreV1().ConfigMaps("kube-system").List(ctx, metav1.ListOptions{}); return err }
+	listCMs := func() error {
+		_, err := c.CoreV1().ConfigMaps("kube-system").List(ctx, metav1.ListOptions{})
+		return err
+	}
 	getSecrets := func() error { _, err := c.CoreV1().Secrets("default").List(ctx, metav1.ListOptions{}); return err }
 	createCM := func() error {
 		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{GenerateName: "laptop-" + access + "-"}}

@@ -22,13 +22,19 @@ func installCommand() *cli.Command {
 		Subcommands: []*cli.Command{{
 			Name:  "systemd",
 			Usage: "write mno-sync.service, mno-sync.timer and mno-watch.service",
-			Description: "Writes the units with ExecStart pointing at this mno binary and MNO_HOME at yours, then\n" +
-				"prints the systemctl commands to enable one of them: the timer (a sync every 15 minutes)\n" +
-				"or the watcher (a sync on every change, plus hourly). Files that are already right are left\n" +
-				"untouched.",
+			Description: "Gives mno its own identity in the cluster, with only the rights the stock playbooks need:\n" +
+				"applies the ClusterRole and Role mno:controller (deploy/rbac/mno.yaml) bound to the user\n" +
+				"mno:controller, as the cluster admin (--kubeconfig, $KUBECONFIG, k3s.yaml), and writes\n" +
+				"$MNO_HOME/kubeconfig with a client certificate for that user (one year; signed by the\n" +
+				"cluster's client CA in $MNO_K3S_TLS_DIR, else /var/lib/rancher/k3s/server/tls; installing\n" +
+				"again renews it after eight months). Then writes the units, which use that kubeconfig, with\n" +
+				"ExecStart pointing at this mno binary and MNO_HOME at yours, and prints the systemctl\n" +
+				"commands to enable one of them: the timer (a sync every 15 minutes) or the watcher (a sync on\n" +
+				"every change, plus hourly). Files that are already right are left untouched.",
 			Flags: []cli.Flag{
 				&cli.StringFlag{Name: "dir", Value: "/etc/systemd/system", Usage: "unit `DIR`"},
 				&cli.StringFlag{Name: "bin", Usage: "mno binary `PATH` for ExecStart (default: this binary)"},
+				&cli.BoolFlag{Name: "units-only", Usage: "only write the units (the roles and $MNO_HOME/kubeconfig are made elsewhere)"},
 			},
 			Action: func(c *cli.Context) error {
 				bin := c.String("bin")
@@ -49,6 +55,11 @@ func installCommand() *cli.Command {
 				home := configFrom(c).Home
 				if err := checkUnitPath(home); err != nil {
 					return cli.Exit(fmt.Sprintf("install: MNO_HOME %q %v; the units would write it into Environment= and ReadWritePaths=", home, err), 1)
+				}
+				if !c.Bool("units-only") {
+					if _, err := installIdentity(c.Context, configFrom(c), c.App.ErrWriter); err != nil {
+						return cli.Exit("install: "+err.Error(), 1)
+					}
 				}
 				changed, err := installUnits(c.String("dir"), abs, home)
 				if err != nil {

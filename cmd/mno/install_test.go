@@ -25,7 +25,7 @@ func TestSystemdUnits(t *testing.T) {
 	for _, n := range []string{"mno-sync.service", "mno-watch.service"} {
 		b, _ := os.ReadFile(filepath.Join(dir, n))
 		text := string(b)
-		for _, want := range []string{"ExecStart=" + bin + " ", "Environment=MNO_HOME=" + home, "NoNewPrivileges=yes",
+		for _, want := range []string{"ExecStart=" + bin + " ", "Environment=MNO_HOME=" + home, "Environment=KUBECONFIG=" + home + "/kubeconfig", "NoNewPrivileges=yes",
 			"ProtectSystem=strict", "ReadWritePaths=" + home, "PrivateTmp=yes"} {
 			if !strings.Contains(text, want) {
 				t.Errorf("%s lacks %q", n, want)

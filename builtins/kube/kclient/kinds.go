@@ -20,10 +20,12 @@ var (
 	Leases              = Kind[*coordinationv1.Lease, *coordinationv1.LeaseList]{Group: "coordination.k8s.io", Version: "v1", Resource: "leases", Namespaced: true}
 	ClusterRoles        = Kind[*rbacv1.ClusterRole, *rbacv1.ClusterRoleList]{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "clusterroles"}
 	ClusterRoleBindings = Kind[*rbacv1.ClusterRoleBinding, *rbacv1.ClusterRoleBindingList]{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "clusterrolebindings"}
+	Roles               = Kind[*rbacv1.Role, *rbacv1.RoleList]{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "roles", Namespaced: true}
+	RoleBindings        = Kind[*rbacv1.RoleBinding, *rbacv1.RoleBindingList]{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "rolebindings", Namespaced: true}
 )
 
 // kinds are registered in every client's scheme.
-var kinds = []registrar{ConfigMaps, Nodes, Pods, Leases, ClusterRoles, ClusterRoleBindings, evictions{}}
+var kinds = []registrar{ConfigMaps, Nodes, Pods, Leases, ClusterRoles, ClusterRoleBindings, Roles, RoleBindings, evictions{}}
 
 // ConfigMaps in namespace ns.
 func (c *Client) ConfigMaps(ns string) Objects[*corev1.ConfigMap, *corev1.ConfigMapList] {
