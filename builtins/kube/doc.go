@@ -58,7 +58,7 @@
 // waits for the pods to be gone — unless the node is not Ready, when no
 // kubelet would confirm it. drain and delete of a missing node return False.
 //
-// kube.credential.issue signs a client certificate for user (its groups as
+// kube.credential issues credentials: issue signs a client certificate for user (its groups as
 // organisations) with the cluster's client CA — client-ca.crt and client-ca.key in
 // tls_dir, default $MNO_K3S_TLS_DIR, else /var/lib/rancher/k3s/server/tls — valid
 // for lifetime (1h to 3 years; the CA's own expiry cuts it), with serial_in_user
