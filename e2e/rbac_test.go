@@ -190,8 +190,13 @@ func (e *env) watchScenario(t *testing.T, kubeconfig string) string {
 func TestEachRuleIsNeeded(t *testing.T) {
 	e := newEnv(t, "laptop-1", "worker-1")
 	srv := kubeapitest.Server(t)
-	mnoKubeconfig, err := srv.UserKubeconfig(rbac.User)
+	kc, err := srv.UserKubeconfig(rbac.User)
 	if err != nil {
+		t.Fatal(err)
+	}
+	// Its name has the user's ':', which $KUBECONFIG would split.
+	mnoKubeconfig := filepath.Join(t.TempDir(), "mno.kubeconfig")
+	if b, err := os.ReadFile(kc); err != nil || os.WriteFile(mnoKubeconfig, b, 0o600) != nil {
 		t.Fatal(err)
 	}
 	full := rbac.MustLoad()
