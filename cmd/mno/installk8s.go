@@ -41,7 +41,9 @@ func k8sObjects(o k8sOptions) ([]any, error) {
 	meta := func(name, ns string) metav1.ObjectMeta {
 		return metav1.ObjectMeta{Name: name, Namespace: ns, Labels: labels}
 	}
-	tm := func(apiVersion, kind string) metav1.TypeMeta { return metav1.TypeMeta{APIVersion: apiVersion, Kind: kind} }
+	tm := func(apiVersion, kind string) metav1.TypeMeta {
+		return metav1.TypeMeta{APIVersion: apiVersion, Kind: kind}
+	}
 	crb, rb := rbac.Bindings(rbac.ServiceAccount(o.Namespace, "mno"))
 	roles.ClusterRole.TypeMeta = tm("rbac.authorization.k8s.io/v1", "ClusterRole")
 	roles.Role.TypeMeta = tm("rbac.authorization.k8s.io/v1", "Role")
