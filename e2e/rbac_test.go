@@ -204,6 +204,11 @@ func TestEachRuleIsNeeded(t *testing.T) {
 	t.Cleanup(func() {
 		e.client.RbacV1().ClusterRoleBindings().Delete(e.ctx, rbac.Name, metav1.DeleteOptions{})
 		e.client.RbacV1().RoleBindings(rbac.Namespace).Delete(e.ctx, rbac.Name, metav1.DeleteOptions{})
+		// An evicted pod stays (no kubelet ends it): later tests drain a worker-1 too.
+		zero := int64(0)
+		e.client.CoreV1().Pods("default").DeleteCollection(e.ctx, metav1.DeleteOptions{GracePeriodSeconds: &zero}, metav1.ListOptions{})
+		e.client.CoreV1().Nodes().Delete(e.ctx, "worker-1", metav1.DeleteOptions{})
+		e.client.CoordinationV1().Leases(rbac.Namespace).Delete(e.ctx, "mno-watch-sync", metav1.DeleteOptions{})
 	})
 
 	e.applyRoles(full, full, subject, rbac.User)
@@ -277,6 +282,7 @@ func TestWatchServiceAccountToken(t *testing.T) {
 	t.Cleanup(func() {
 		e.client.RbacV1().ClusterRoleBindings().Delete(e.ctx, rbac.Name, metav1.DeleteOptions{})
 		e.client.RbacV1().RoleBindings(rbac.Namespace).Delete(e.ctx, rbac.Name, metav1.DeleteOptions{})
+		e.client.CoordinationV1().Leases(rbac.Namespace).Delete(e.ctx, "mno-watch-sync", metav1.DeleteOptions{})
 	})
 	exp := int64(3600)
 	tok, err := e.client.CoreV1().ServiceAccounts(rbac.Namespace).CreateToken(e.ctx, "mno",
