@@ -21,7 +21,7 @@ func installCommand() *cli.Command {
 		Usage: "install mno: systemd units (scheduled sync, the watching controller), or inside the cluster",
 		Subcommands: []*cli.Command{{
 			Name:  "systemd",
-			Usage: "write mno-sync.service, mno-sync.timer and mno-watch.service",
+			Usage: "give mno its own cluster identity, then write mno-sync.service, mno-sync.timer and mno-watch.service",
 			Description: "Gives mno its own identity in the cluster, with only the rights the stock playbooks need:\n" +
 				"applies the ClusterRole and Role mno:controller (deploy/rbac/mno.yaml) bound to the user\n" +
 				"mno:controller, as the cluster admin (--kubeconfig, $KUBECONFIG, k3s.yaml), and writes\n" +
@@ -35,6 +35,8 @@ func installCommand() *cli.Command {
 				&cli.StringFlag{Name: "dir", Value: "/etc/systemd/system", Usage: "unit `DIR`"},
 				&cli.StringFlag{Name: "bin", Usage: "mno binary `PATH` for ExecStart (default: this binary)"},
 				&cli.BoolFlag{Name: "units-only", Usage: "only write the units (the roles and $MNO_HOME/kubeconfig are made elsewhere)"},
+				&cli.StringFlag{Name: "kubeconfig", Usage: "the cluster admin's kubeconfig `FILE` (default: $KUBECONFIG, ~/.kube/config, /etc/rancher/k3s/k3s.yaml)"},
+				&cli.StringFlag{Name: "context", Usage: "kubeconfig context `NAME`"},
 			},
 			Action: func(c *cli.Context) error {
 				bin := c.String("bin")
