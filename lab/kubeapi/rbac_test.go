@@ -13,8 +13,8 @@ import (
 	"github.com/mno-sh/mno/lab/kubeapi/kubeapitest"
 )
 
-// grantConfigMapReader lets group read ConfigMaps in ns. It uses its own Role rather than the
-// built-in "view": that one is aggregated by kube-controller-manager, which is not running.
+// grantConfigMapReader lets group read ConfigMaps in ns, with a Role of its own: narrower
+// than the stock "view" (which the server aggregates at start, see TestStockClusterRolesAggregated).
 func grantConfigMapReader(ctx context.Context, admin kubernetes.Interface, ns, group string) error {
 	role := &rbacv1.Role{
 		ObjectMeta: metav1.ObjectMeta{Name: "configmap-reader"},
