@@ -9,8 +9,9 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/mno-sh/mno/internal/shellquote"
+
 	"github.com/mno-sh/mno/builtins/ssh"
-	"github.com/mno-sh/mno/engine/starkit"
 )
 
 // Compiled on first use, not at every start of mno.
@@ -126,7 +127,7 @@ func ScriptFor(o Options) (string, error) {
 	if !strings.HasPrefix(key, "ssh-") || strings.ContainsAny(key, "\n\"") {
 		return "", fmt.Errorf("%q is not a public key line", key)
 	}
-	q := starkit.ShellQuote
+	q := shellquote.Quote
 	lines := []string{
 		"set -eu",
 		"u=" + q(user) + "; k=" + q(key) + "; line=" + q(`from="`+from+`" `+key),
@@ -165,5 +166,5 @@ func Command(o Options) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return "sudo sh -c " + starkit.ShellQuote(s), nil
+	return "sudo sh -c " + shellquote.Quote(s), nil
 }

@@ -3,8 +3,9 @@ package bootstrap
 import (
 	"strings"
 
+	"github.com/mno-sh/mno/internal/shellquote"
+
 	"github.com/mno-sh/mno/builtins/ssh"
-	"github.com/mno-sh/mno/engine/starkit"
 )
 
 // Check returns a POSIX sh script that exits 0 when what ScriptFor(o) sets
@@ -20,7 +21,7 @@ func Check(o Options) (string, error) {
 	if o.Sudo == "" {
 		o.Sudo = SudoAll
 	}
-	q := starkit.ShellQuote
+	q := shellquote.Quote
 	lines := []string{
 		"set -eu",
 		"u=" + q(o.User) + "; line=" + q(`from="`+o.From+`" `+o.Key),

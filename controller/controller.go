@@ -44,8 +44,12 @@ type RunResult struct {
 
 // Options configure a Controller.
 type Options struct {
-	Client   *kclient.Client
-	Watch    []Target
+	Client *kclient.Client
+	Watch  []Target
+	// Services also runs the playbook when a Service changes in any
+	// namespace (its type, ports, load-balancer address or annotations,
+	// or it is created or deleted): `mno watch discover --on-services`.
+	Services bool
 	Resync   time.Duration // 0: no periodic run
 	Debounce time.Duration // a burst of changes within this gives one run
 	// Grace is how long a run may go on after SIGTERM before it is cancelled.
@@ -135,6 +139,11 @@ func (c *Controller) lead(ctx context.Context) error {
 	defer close(factoryStop)
 	for _, t := range c.o.Watch {
 		if err := c.watch(ctx, t, factoryStop); err != nil {
+			return err
+		}
+	}
+	if c.o.Services {
+		if err := c.watchServices(ctx, factoryStop); err != nil {
 			return err
 		}
 	}

@@ -3,7 +3,9 @@ package engine
 import (
 	"fmt"
 	"io/fs"
+	"slices"
 	"strings"
+	"sync"
 
 	"go.starlark.net/resolve"
 	"go.starlark.net/starlark"
@@ -25,13 +27,40 @@ func (p Problem) String() string {
 	return p.Pos + ": " + p.Msg
 }
 
-// ScenarioGlobal is what scenario files (IsScenario) see predeclared besides
-// the builtins: the lab that `mno test` runs them against.
-const ScenarioGlobal = "lab"
+// fileGlobals are the names, besides the builtins, that files of a kind see
+// predeclared: a package that runs such files (scenario: the *_test.star files
+// `mno test` runs with a "lab" global) registers them, so the engine need not
+// know it.
+var (
+	fileGlobalsMu sync.Mutex
+	fileGlobals   []fileGlobal
+)
 
-// IsScenario reports whether the file named name is a scenario of `mno test`
-// (a *_test.star file).
-func IsScenario(name string) bool { return strings.HasSuffix(name, "_test.star") }
+type fileGlobal struct {
+	match func(name string) bool
+	names []string
+}
+
+// RegisterFileGlobals declares that files whose name match accepts see names
+// predeclared, for Check. It is meant to be called from an init function.
+func RegisterFileGlobals(match func(name string) bool, names ...string) {
+	fileGlobalsMu.Lock()
+	defer fileGlobalsMu.Unlock()
+	fileGlobals = append(fileGlobals, fileGlobal{match, names})
+}
+
+// extraGlobals lists the registered names a file named name sees.
+func extraGlobals(name string) []string {
+	fileGlobalsMu.Lock()
+	defer fileGlobalsMu.Unlock()
+	var out []string
+	for _, g := range fileGlobals {
+		if g.match(name) {
+			out = append(out, g.names...)
+		}
+	}
+	return out
+}
 
 // Check parses and resolves files without running anything: syntax errors,
 // undefined names, missing or cyclic loads, names a load asks for that the
@@ -134,8 +163,8 @@ func (c *checker) check(src *loader.Source, stack []string) *checked {
 		}
 	}
 	isPredeclared := c.predeclared.Has
-	if IsScenario(src.Display) {
-		isPredeclared = func(name string) bool { return name == ScenarioGlobal || c.predeclared.Has(name) }
+	if extra := extraGlobals(src.Display); len(extra) > 0 {
+		isPredeclared = func(name string) bool { return slices.Contains(extra, name) || c.predeclared.Has(name) }
 	}
 	if err := resolve.File(f, isPredeclared, starlark.Universe.Has); err != nil {
 		if list, ok := err.(resolve.ErrorList); ok {

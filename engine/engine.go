@@ -20,7 +20,6 @@ import (
 	"go.starlark.net/starlark"
 	"go.starlark.net/starlarkstruct"
 
-	"github.com/mno-sh/mno/builtins/flow"
 	"github.com/mno-sh/mno/engine/diag"
 	"github.com/mno-sh/mno/engine/journal"
 	"github.com/mno-sh/mno/engine/loader"
@@ -326,8 +325,8 @@ func makeCtx(run *runctx.Run, playbook string, raw map[string]string) starlark.V
 		"run_id":      starlark.String(run.ID),
 		"playbook":    starlark.String(playbook),
 		"params":      params,
-		"log":         starlark.NewBuiltin("ctx.log", flow.Log),
-		"warn":        starlark.NewBuiltin("ctx.warn", flow.Log),
+		"log":         starlark.NewBuiltin("ctx.log", runctx.Log),
+		"warn":        starlark.NewBuiltin("ctx.warn", runctx.Warn),
 		"fail_target": starlark.NewBuiltin("ctx.fail_target", failTarget),
 	})
 }

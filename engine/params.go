@@ -99,8 +99,13 @@ func moduleDoc(filename string, src []byte) string {
 }
 
 // bindParams turns "key=value" arguments into keyword arguments for main,
-// converting each value to the type of the parameter's default.
+// converting each value to the type of the parameter's default. A leading
+// argument without '=' is the value of main's first parameter, so
+// `mno run domain add name=x` reads as action=add name=x.
 func bindParams(args []string, params []Param, hasKwargs bool, use string) ([]starlark.Tuple, map[string]string, error) {
+	if len(args) > 0 && len(params) > 0 && args[0] != "" && !strings.Contains(args[0], "=") {
+		args = append([]string{params[0].Name + "=" + args[0]}, args[1:]...)
+	}
 	byName := map[string]Param{}
 	for _, p := range params {
 		byName[p.Name] = p

@@ -17,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/util/retry"
 
+	"github.com/mno-sh/mno/builtins/kube/kclient"
 	"github.com/mno-sh/mno/lab/internal/proc"
 )
 
@@ -77,12 +78,20 @@ func (c *Cluster) startDemo(ctx context.Context) error {
 	return c.publishDemo(ctx)
 }
 
+// DemoNamespace holds the demo's Service object.
+const DemoNamespace = "mno-lab"
+
 // publishDemo registers the demo service in service-registry, public, as
-// MyNodeOne's service-registry.sh would.
+// MyNodeOne's service-registry.sh would, and gives it a LoadBalancer
+// Service object with its address (as MetalLB would), so `mno run discover`
+// finds it as it finds a real cluster's apps.
 func (c *Cluster) publishDemo(ctx context.Context) error {
 	cs, err := c.client()
 	if err != nil {
 		return err
+	}
+	if err := c.demoService(ctx, cs); err != nil {
+		return fmt.Errorf("demo Service: %w", err)
 	}
 	cms := cs.ConfigMaps("kube-system")
 	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
@@ -100,7 +109,7 @@ func (c *Cluster) publishDemo(ctx context.Context) error {
 			}
 		}
 		services[c.Demo.Name] = map[string]any{
-			"subdomain": c.Demo.Name, "namespace": "mno-lab", "service": c.Demo.Name,
+			"subdomain": c.Demo.Name, "namespace": DemoNamespace, "service": c.Demo.Name,
 			"ip": c.Demo.Addr, "port": c.Demo.Port, "public": true,
 			"updated": time.Now().UTC().Format("2006-01-02T15:04:05Z"),
 		}
@@ -116,6 +125,30 @@ func (c *Cluster) publishDemo(ctx context.Context) error {
 		}
 		return err
 	})
+}
+
+// demoService creates the namespace and the demo's LoadBalancer Service
+// (unless they exist) and sets its load-balancer address.
+func (c *Cluster) demoService(ctx context.Context, cs *kclient.Client) error {
+	_, err := cs.Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: DemoNamespace}}, metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	svcs := cs.Services(DemoNamespace)
+	svc, err := svcs.Get(ctx, c.Demo.Name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		svc, err = svcs.Create(ctx, &corev1.Service{
+			ObjectMeta: metav1.ObjectMeta{Name: c.Demo.Name, Namespace: DemoNamespace},
+			Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer,
+				Ports: []corev1.ServicePort{{Name: "http", Port: int32(c.Demo.Port)}}},
+		}, metav1.CreateOptions{})
+	}
+	if err != nil {
+		return err
+	}
+	svc.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: c.Demo.Addr}}
+	_, err = svcs.UpdateStatus(ctx, svc, metav1.UpdateOptions{})
+	return err
 }
 
 // ServeDemo is the demo service (`mno lab backend`): it answers every

@@ -70,7 +70,7 @@ func TestShims(t *testing.T) {
 	kubeapitest.Binaries(t)
 	traefiktest.Binary(t)
 	if err := lab.CheckPrivileges(); err != nil {
-		t.Skip(err)
+		hoststest.Unavailable(t, "lab privileges: %v", err)
 	}
 	exe, _ := os.Executable()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

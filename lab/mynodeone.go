@@ -20,12 +20,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mno-sh/mno/internal/shellquote"
+
 	"golang.org/x/crypto/ssh"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
-	"github.com/mno-sh/mno/engine/starkit"
 )
 
 // FromMyNodeOne starts a lab shaped like a cluster MyNodeOne set up (Options.From).
@@ -89,7 +89,7 @@ func (c *Cluster) seedMyNodeOne(ctx context.Context) error {
 		}
 	}
 	c.CPSystemctl = filepath.Join(c.CPRoot, "systemctl")
-	script := strings.ReplaceAll(cpSystemctlScript, "@DIR@", starkit.ShellQuote(systemd))
+	script := strings.ReplaceAll(cpSystemctlScript, "@DIR@", shellquote.Quote(systemd))
 	if err := os.WriteFile(c.CPSystemctl, []byte("#!/bin/sh\n"+script), 0o755); err != nil {
 		return err
 	}
@@ -154,7 +154,7 @@ func (c *Cluster) sh(ctx context.Context, node, script string) error {
 // seedUser creates user with passwordless sudo (/etc/sudoers.d/USER, as
 // MyNodeOne's prerequisites ask) and authorises keys for it.
 func (c *Cluster) seedUser(ctx context.Context, node, user, keys string) error {
-	q := starkit.ShellQuote
+	q := shellquote.Quote
 	return c.sh(ctx, node, "set -e; u="+q(user)+"; id \"$u\" >/dev/null 2>&1 || useradd -m -s /bin/bash -p '*' \"$u\"\n"+
 		"install -d -m 700 -o \"$u\" -g \"$u\" /home/$u/.ssh\n"+
 		"printf '%s\\n' "+q(keys)+" > /home/$u/.ssh/authorized_keys\n"+

@@ -5,7 +5,8 @@ import (
 	"errors"
 	"strings"
 
-	"github.com/mno-sh/mno/engine/starkit"
+	"github.com/mno-sh/mno/internal/shellquote"
+
 	"github.com/mno-sh/mno/lab/hosts"
 )
 
@@ -26,8 +27,8 @@ var (
 // installer installs the agent stand-in.
 func (c *Cluster) setShims() error {
 	hl := c.hosts
-	docker := strings.NewReplacer("@TRAEFIK@", starkit.ShellQuote(c.Traefik), "@MNO@", starkit.ShellQuote(c.Exe)).Replace(dockerScript)
-	installer := strings.ReplaceAll(installScript, "@MNO@", starkit.ShellQuote(c.Exe))
+	docker := strings.NewReplacer("@TRAEFIK@", shellquote.Quote(c.Traefik), "@MNO@", shellquote.Quote(c.Exe)).Replace(dockerScript)
+	installer := strings.ReplaceAll(installScript, "@MNO@", shellquote.Quote(c.Exe))
 	curl := strings.ReplaceAll(curlScript, "@INSTALLER@", strings.TrimRight(installer, "\n"))
 	var errs []error
 	errs = append(errs,

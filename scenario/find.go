@@ -9,7 +9,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/mno-sh/mno/engine"
 	"github.com/mno-sh/mno/engine/loader"
 )
 
@@ -35,7 +34,7 @@ func Find(target string, embedded fs.FS) ([]Scenario, error) {
 		for _, dir := range []string{"playbooks", "roles"} {
 			ents, _ := fs.ReadDir(embedded, dir)
 			for _, e := range ents {
-				if !e.IsDir() && engine.IsScenario(e.Name()) {
+				if !e.IsDir() && IsScenario(e.Name()) {
 					logical := path.Join(dir, e.Name())
 					out = append(out, Scenario{Path: "//" + logical, Name: loader.EmbeddedPrefix + logical})
 				}
@@ -52,7 +51,7 @@ func Find(target string, embedded fs.FS) ([]Scenario, error) {
 		return nil, err
 	}
 	if !fi.IsDir() {
-		if !engine.IsScenario(abs) {
+		if !IsScenario(abs) {
 			return nil, fmt.Errorf("%s is not a scenario (a *_test.star file)", target)
 		}
 		root, err := loader.DiscoverRoot(filepath.Dir(abs))
@@ -87,7 +86,7 @@ func Find(target string, embedded fs.FS) ([]Scenario, error) {
 			if e.IsDir() && p != d && (strings.HasPrefix(e.Name(), ".") || e.Name() == "testdata") {
 				return filepath.SkipDir
 			}
-			if !e.IsDir() && engine.IsScenario(e.Name()) {
+			if !e.IsDir() && IsScenario(e.Name()) {
 				r := root
 				if r == "" {
 					if r, err = loader.DiscoverRoot(filepath.Dir(p)); err != nil {

@@ -278,7 +278,7 @@ func bootstrapNodes(ctx context.Context, cl *lab.Cluster, out io.Writer) error {
 func session(ctx context.Context, sc Scenario, o Options, cl *lab.Cluster, labValue starlark.Value, out io.Writer) (*engine.Session, starlark.StringDict, error) {
 	s, src, err := engine.NewSession(ctx, engine.Options{
 		Playbook: sc.Path, Root: sc.Root, Config: cl.Config(), Embedded: o.Embedded, Timeout: o.Timeout,
-		Globals: starlark.StringDict{engine.ScenarioGlobal: labValue}, Stdout: out, Stderr: out,
+		Globals: starlark.StringDict{Global: labValue}, Stdout: out, Stderr: out,
 	})
 	if err != nil {
 		return nil, nil, err

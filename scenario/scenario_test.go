@@ -14,6 +14,7 @@ import (
 	"go.starlark.net/starlark"
 
 	"github.com/mno-sh/mno"
+	"github.com/mno-sh/mno/engine"
 	"github.com/mno-sh/mno/lab"
 )
 
@@ -202,5 +203,21 @@ func TestJUnit(t *testing.T) {
 		a.Cases[1].Failure.Message != "roles/a.star:1:2: put /x changed on the second run" || !strings.Contains(a.Cases[1].Failure.Text, "diff") ||
 		a.Cases[2].Skipped == nil {
 		t.Errorf("suite a: %+v", a)
+	}
+}
+
+// TestCheckSeesLab: mno check resolves a scenario file with the lab global this
+// package registers, and an ordinary role without it.
+func TestCheckSeesLab(t *testing.T) {
+	dir := t.TempDir()
+	body := "def test_x():\n    lab.up()\n"
+	write(t, filepath.Join(dir, "roles", "x_test.star"), body)
+	write(t, filepath.Join(dir, "roles", "x.star"), body)
+	if p := engine.Check(dir, mno.Files, []string{"roles/x_test.star"}); len(p) != 0 {
+		t.Errorf("scenario file: %v, want no problem", p)
+	}
+	p := engine.Check(dir, mno.Files, []string{"roles/x.star"})
+	if len(p) != 1 || !strings.Contains(p[0].Msg, "undefined: lab") {
+		t.Errorf("role: %v, want one problem, undefined: lab", p)
 	}
 }

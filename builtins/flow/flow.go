@@ -26,8 +26,8 @@ func Module() starkit.Module {
 		Doc:  starkit.PackageDoc(docSrc),
 		Globals: starlark.StringDict{
 			"fail":     starlark.NewBuiltin("fail", fail),
-			"log":      starlark.NewBuiltin("log", Log),
-			"warn":     starlark.NewBuiltin("warn", Log),
+			"log":      starlark.NewBuiltin("log", runctx.Log),
+			"warn":     starlark.NewBuiltin("warn", runctx.Warn),
 			"struct":   starlark.NewBuiltin("struct", starlarkstruct.Make),
 			"secret":   starlark.NewBuiltin("secret", makeSecret),
 			"parallel": starlark.NewBuiltin("parallel", parallel),
@@ -52,26 +52,6 @@ func fail(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwa
 		}
 	}
 	return nil, errors.New(strings.Join(parts, sep))
-}
-
-// Log implements log and warn; ctx.log and ctx.warn share it.
-func Log(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	var msg starlark.Value
-	target := ""
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "msg", &msg, "target?", &target); err != nil {
-		return nil, err
-	}
-	text := msg.String()
-	if s, ok := msg.(starlark.String); ok {
-		text = string(s)
-	}
-	r := runctx.From(thread)
-	if strings.HasSuffix(b.Name(), "warn") {
-		r.Journal.Warn(starkit.CallerPos(thread), target, text)
-	} else {
-		r.Journal.Log(starkit.CallerPos(thread), text)
-	}
-	return starlark.None, nil
 }
 
 func makeSecret(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {

@@ -4,30 +4,25 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
 	"net"
 	"net/url"
-	"os"
-	"path/filepath"
-	"slices"
-	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/util/connrotation"
 
 	"github.com/mno-sh/mno/builtins/kube/kclient"
 	"github.com/mno-sh/mno/engine/journal"
 	"github.com/mno-sh/mno/engine/runctx"
+	kcfg "github.com/mno-sh/mno/internal/kubeconfig"
 )
 
 // K3sKubeconfig is where k3s writes the admin kubeconfig on a server node,
 // the last file tried before the in-cluster service account.
-const K3sKubeconfig = "/etc/rancher/k3s/k3s.yaml"
+const K3sKubeconfig = kcfg.K3s
 
 // Client timeouts: an API server on the control plane answers in
 // milliseconds, so anything slower is a fault to report, not to wait for.
@@ -64,11 +59,11 @@ func clusterOf(r *runctx.Run) (*cluster, error) {
 // connect discovers the configuration, builds the client and checks once
 // that the server answers, so an unreachable cluster is one clear error.
 func connect(r *runctx.Run) (*cluster, error) {
-	loc, err := discover(r.Config, K3sKubeconfig, os.Stat)
+	loc, err := kcfg.Find(kcfg.Options{Kubeconfig: r.Config.Kubeconfig, Context: r.Config.KubeContext, Getenv: r.Config.Getenv})
 	if err != nil {
 		return nil, err
 	}
-	rc := rest.CopyConfig(loc.config)
+	rc := rest.CopyConfig(loc.Config)
 	rc.Timeout = requestTimeout
 	// The transport is the run's own (client-go caches none with a custom
 	// Dial), so its connections are closed with the run: under `mno watch`
@@ -82,9 +77,9 @@ func connect(r *runctx.Run) (*cluster, error) {
 	rc.WarningHandler = warnings{r}
 	api, err := kclient.New(rc)
 	if err != nil {
-		return nil, fmt.Errorf("kubernetes client for %s (%s): %v", rc.Host, loc.source, err)
+		return nil, fmt.Errorf("kubernetes client for %s (%s): %v", rc.Host, loc.Source, err)
 	}
-	c := newCluster(api, rc.Host, loc.source, loc.context)
+	c := newCluster(api, rc.Host, loc.Source, loc.Context)
 	ctx, cancel := context.WithTimeout(r.Ctx, probeTimeout)
 	defer cancel()
 	if _, err := api.ServerVersion(ctx); err != nil {
@@ -140,162 +135,6 @@ func (w warnings) HandleWarningHeader(code int, _ string, text string) {
 	}
 }
 
-// located is a configuration found by discover.
-type located struct {
-	config  *rest.Config
-	source  string
-	context string
-}
-
-// discover finds the client configuration like kubectl, plus the k3s
-// default: --kubeconfig alone when given; else $KUBECONFIG, ~/.kube/config,
-// /etc/rancher/k3s/k3s.yaml and the in-cluster service account, in that
-// order. Missing places are skipped; a file that exists but cannot be used is
-// an error (never a silent fall-through to another cluster). When nothing
-// works the error lists every place tried and why.
-func discover(cfg runctx.Config, k3s string, stat func(string) (fs.FileInfo, error)) (*located, error) {
-	getenv := cfg.Getenv
-	if getenv == nil {
-		getenv = func(string) string { return "" }
-	}
-	if cfg.Kubeconfig != "" {
-		loc, err := fromFiles([]string{cfg.Kubeconfig}, cfg.KubeContext)
-		if err != nil {
-			return nil, fmt.Errorf("--kubeconfig %s: %v", cfg.Kubeconfig, err)
-		}
-		loc.source = cfg.Kubeconfig
-		return loc, nil
-	}
-	var tried []string
-	failed := func(err error) error {
-		msg := err.Error()
-		if len(tried) > 0 {
-			msg += "\n(after trying: " + strings.Join(tried, "; ") + ")"
-		}
-		return errors.New(msg)
-	}
-	if env := getenv("KUBECONFIG"); env != "" {
-		var present []string
-		var why []string
-		for _, p := range filepath.SplitList(env) {
-			if p == "" {
-				continue
-			}
-			if _, err := stat(p); err != nil {
-				why = append(why, p+": "+statReason(err))
-				continue
-			}
-			present = append(present, p)
-		}
-		if len(present) == 0 {
-			tried = append(tried, "$KUBECONFIG ("+strings.Join(why, ", ")+")")
-		} else {
-			loc, err := fromFiles(present, cfg.KubeContext)
-			if err != nil {
-				return nil, failed(fmt.Errorf("$KUBECONFIG %s: %v", env, err))
-			}
-			loc.source = "$KUBECONFIG " + env
-			return loc, nil
-		}
-	}
-	home := getenv("HOME")
-	if home == "" {
-		home, _ = os.UserHomeDir()
-	}
-	var files []string
-	if home != "" {
-		files = append(files, filepath.Join(home, ".kube", "config"))
-	} else {
-		tried = append(tried, "~/.kube/config: no home directory")
-	}
-	files = append(files, k3s)
-	for _, p := range files {
-		if _, err := stat(p); err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				tried = append(tried, p+": "+statReason(err))
-				continue
-			}
-			return nil, failed(fmt.Errorf("%s: %v", p, hint(p, err)))
-		}
-		loc, err := fromFiles([]string{p}, cfg.KubeContext)
-		if err != nil {
-			return nil, failed(fmt.Errorf("%s: %v", p, hint(p, err)))
-		}
-		loc.source = p
-		return loc, nil
-	}
-	if getenv("KUBERNETES_SERVICE_HOST") == "" {
-		tried = append(tried, "in-cluster service account: not running in a pod ($KUBERNETES_SERVICE_HOST is unset)")
-	} else {
-		rc, err := rest.InClusterConfig()
-		if err == nil {
-			return &located{config: rc, source: "in-cluster service account"}, nil
-		}
-		tried = append(tried, "in-cluster service account: "+err.Error())
-	}
-	return nil, fmt.Errorf("no Kubernetes configuration found; tried:\n  %s\nset --kubeconfig or $KUBECONFIG",
-		strings.Join(tried, "\n  "))
-}
-
-func statReason(err error) string {
-	if errors.Is(err, fs.ErrNotExist) {
-		return "not found"
-	}
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err.Error()
-	}
-	return err.Error()
-}
-
-// hint adds the usual k3s remedy to a permission error on its kubeconfig.
-func hint(path string, err error) error {
-	if errors.Is(err, fs.ErrPermission) && strings.HasSuffix(path, "/k3s.yaml") {
-		return fmt.Errorf("%v (k3s makes it readable by root only: run as root, or pass --kubeconfig)", err)
-	}
-	return err
-}
-
-// fromFiles loads and merges kubeconfig files (resolving their relative
-// paths) and picks context, or the current one.
-func fromFiles(paths []string, context string) (*located, error) {
-	rules := &clientcmd.ClientConfigLoadingRules{Precedence: paths}
-	if len(paths) == 1 {
-		rules = &clientcmd.ClientConfigLoadingRules{ExplicitPath: paths[0]}
-	}
-	raw, err := rules.Load()
-	if err != nil {
-		return nil, err
-	}
-	name := context
-	if name == "" {
-		name = raw.CurrentContext
-	}
-	if name == "" {
-		return nil, errors.New("no current-context set (pass --context)")
-	}
-	if _, ok := raw.Contexts[name]; !ok {
-		return nil, fmt.Errorf("context %q not found (have: %s)", name, strings.Join(contextNames(raw.Contexts), ", "))
-	}
-	rc, err := clientcmd.NewNonInteractiveClientConfig(*raw, name, &clientcmd.ConfigOverrides{}, rules).ClientConfig()
-	if err != nil {
-		return nil, err
-	}
-	return &located{config: rc, context: name}, nil
-}
-
-func contextNames[V any](m map[string]V) []string {
-	names := make([]string, 0, len(m))
-	for k := range m {
-		names = append(names, k)
-	}
-	if len(names) == 0 {
-		return []string{"none"}
-	}
-	slices.Sort(names)
-	return names
-}
-
 // isTransport reports whether err means the server was not reached or did
 // not answer (as opposed to an API status).
 func isTransport(err error) bool {
@@ -344,23 +183,4 @@ func apiMessage(err error) string {
 		return se.Status().Message
 	}
 	return err.Error()
-}
-
-// RESTConfig discovers the client configuration the way the kube module does
-// (--kubeconfig, $KUBECONFIG, ~/.kube/config, the k3s default, in-cluster)
-// for Go callers such as `mno watch`. It returns the configuration and a
-// description of where it came from.
-func RESTConfig(cfg runctx.Config) (*rest.Config, string, error) {
-	loc, err := discover(cfg, K3sKubeconfig, os.Stat)
-	if err != nil {
-		return nil, "", err
-	}
-	rc := rest.CopyConfig(loc.config)
-	rc.Dial = (&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}).DialContext
-	rc.UserAgent = "mno"
-	where := loc.source
-	if loc.context != "" {
-		where += fmt.Sprintf(", context %q", loc.context)
-	}
-	return rc, where, nil
 }

@@ -11,14 +11,15 @@
 //	kube.node.label(name, labels) -> bool changed   (a value None removes the label)
 //	kube.node.drain(name, timeout="2m") -> bool changed  (cordon, then evict its pods; DaemonSet pods stay)
 //	kube.node.delete(name) -> bool changed
+//	kube.service.list(namespace="") -> list of struct(name, namespace, type, cluster_ip, ip, ports, labels, annotations); "" lists every namespace
 //	kube.credential.issue(user, server, groups=[], lifetime="2160h", tls_dir="", serial_in_user=False) -> struct(user, groups, serial, not_before, not_after, renew_after, kubeconfig)
 //	kube.binding.apply(name, user, role, annotations={}, labels={}) -> bool changed   (a ClusterRoleBinding of user to ClusterRole role)
 //	kube.binding.get(name) -> struct(name, role, users, groups, annotations, labels) or None
 //	kube.binding.list(labels={}) -> list of struct as get, by name
 //	kube.binding.delete(name) -> bool changed
 //
-// kube.configmap and kube.node group the ConfigMap and Node calls. Every
-// ConfigMap change is a read-modify-write guarded by the resourceVersion that
+// kube.configmap groups the ConfigMap calls, kube.node the Node calls and
+// kube.service the Service calls. Every ConfigMap change is a read-modify-write guarded by the resourceVersion that
 // was read, retried on conflict (up to 20 times, with jittered backoff), so two
 // concurrent runs never drop each other's changes. update calls fn(data) with
 // a mutable copy of the data (a dict of strings; {} when the ConfigMap is
@@ -57,6 +58,10 @@
 // a refused eviction retried until timeout), unmanaged pods included, and
 // waits for the pods to be gone — unless the node is not Ready, when no
 // kubelet would confirm it. drain and delete of a missing node return False.
+//
+// service.list is a read (it runs in dry-run too), sorted by namespace and
+// name; a Service's ip is its first load-balancer ingress IP ("" until one
+// is assigned) and ports a list of struct(name, port, protocol).
 //
 // kube.credential issues credentials: issue signs a client certificate for user (its groups as
 // organisations) with the cluster's client CA — client-ca.crt and client-ca.key in

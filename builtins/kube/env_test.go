@@ -203,6 +203,34 @@ func (e *env) helpers() starlark.Value {
 			})
 			return starlark.None, nil
 		}),
+		// create_service(name, type="ClusterIP", port=80, ip="", annotations={})
+		// creates a Service; ip is set as its load-balancer ingress, as
+		// MetalLB or k3s's servicelb would.
+		"create_service": fn("create_service", func(args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+			var name, ip string
+			typ, port := "ClusterIP", 80
+			ann := &starlark.Dict{}
+			if err := starlark.UnpackArgs("create_service", args, kwargs, "name", &name, "type?", &typ, "port?", &port, "ip?", &ip, "annotations?", &ann); err != nil {
+				return nil, err
+			}
+			annotations := map[string]string{}
+			for _, kv := range ann.Items() {
+				k, _ := starlark.AsString(kv[0])
+				v, _ := starlark.AsString(kv[1])
+				annotations[k] = v
+			}
+			svc := &corev1.Service{
+				ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: annotations},
+				Spec:       corev1.ServiceSpec{Type: corev1.ServiceType(typ), Ports: []corev1.ServicePort{{Name: "http", Port: int32(port)}}},
+			}
+			got, err := e.client.CoreV1().Services(e.ns).Create(ctx, svc, metav1.CreateOptions{})
+			if err != nil || ip == "" {
+				return starlark.None, err
+			}
+			got.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: ip}}
+			_, err = e.client.CoreV1().Services(e.ns).UpdateStatus(ctx, got, metav1.UpdateOptions{})
+			return starlark.None, err
+		}),
 		// create_pod(name, node, daemonset=False) binds a pod to node.
 		"create_pod": fn("create_pod", func(args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 			var name, node string

@@ -34,6 +34,9 @@ func Module() starkit.Module {
 		"drain":      starlark.NewBuiltin("kube.node.drain", nodeDrain),
 		"delete":     starlark.NewBuiltin("kube.node.delete", nodeDelete),
 	}}
+	service := &starlarkstruct.Module{Name: "kube.service", Members: starlark.StringDict{
+		"list": starlark.NewBuiltin("kube.service.list", serviceList),
+	}}
 	binding := &starlarkstruct.Module{Name: "kube.binding", Members: starlark.StringDict{
 		"apply":  starlark.NewBuiltin("kube.binding.apply", bindingApply),
 		"get":    starlark.NewBuiltin("kube.binding.get", bindingGet),
@@ -50,6 +53,7 @@ func Module() starkit.Module {
 			"configmap":  configmap,
 			"node":       node,
 			"binding":    binding,
+			"service":    service,
 			"credential": credential,
 			"lock":       starlark.NewBuiltin("kube.lock", lock),
 		}}},

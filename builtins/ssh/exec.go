@@ -13,9 +13,9 @@ import (
 	"sync"
 	"time"
 
-	xssh "golang.org/x/crypto/ssh"
+	"github.com/mno-sh/mno/internal/shellquote"
 
-	"github.com/mno-sh/mno/engine/starkit"
+	xssh "golang.org/x/crypto/ssh"
 )
 
 // killGrace is how long a timed-out command gets between SIGTERM and SIGKILL.
@@ -68,7 +68,7 @@ func (rc remoteCmd) build() (line string, prefix []byte, err error) {
 		if rc.secretEnv[k] {
 			continue
 		}
-		steps = append(steps, "export "+k+"="+starkit.ShellQuote(rc.env[k]))
+		steps = append(steps, "export "+k+"="+shellquote.Quote(rc.env[k]))
 	}
 	for _, k := range keys {
 		if !rc.secretEnv[k] {
@@ -88,11 +88,11 @@ func (rc remoteCmd) build() (line string, prefix []byte, err error) {
 	if rc.argv != nil {
 		if len(steps) == 0 && rc.timeout == 0 {
 			if rc.sudo {
-				return "exec sudo -n -- " + starkit.ShellJoin(rc.argv), nil, nil
+				return "exec sudo -n -- " + shellquote.Join(rc.argv), nil, nil
 			}
-			return "exec " + starkit.ShellJoin(rc.argv), nil, nil
+			return "exec " + shellquote.Join(rc.argv), nil, nil
 		}
-		rc.line = starkit.ShellJoin(rc.argv)
+		rc.line = shellquote.Join(rc.argv)
 	}
 	shell := `"${SHELL:-/bin/sh}"`
 	if rc.sudo {
@@ -102,13 +102,13 @@ func (rc remoteCmd) build() (line string, prefix []byte, err error) {
 	if rc.timeout > 0 {
 		run += "timeout -k " + seconds(killGrace) + " " + seconds(rc.timeout) + " "
 	}
-	run += shell + " -c " + starkit.ShellQuote(rc.line)
+	run += shell + " -c " + shellquote.Quote(rc.line)
 	if len(steps) == 0 && rc.timeout == 0 && !rc.sudo {
 		return rc.line, nil, nil
 	}
 	script := strings.Join(append(steps, run), " && ")
 	if rc.sudo {
-		return "exec sudo -n -- /bin/sh -c " + starkit.ShellQuote(script), pre.Bytes(), nil
+		return "exec sudo -n -- /bin/sh -c " + shellquote.Quote(script), pre.Bytes(), nil
 	}
 	return script, pre.Bytes(), nil
 }

@@ -15,9 +15,9 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/pkg/sftp"
+	"github.com/mno-sh/mno/internal/shellquote"
 
-	"github.com/mno-sh/mno/engine/starkit"
+	"github.com/pkg/sftp"
 )
 
 // Remote files are handled over SFTP as the login user, and through one
@@ -564,6 +564,6 @@ func randomSuffix() string {
 	return hex.EncodeToString(b[:])
 }
 
-func quote(s string) string { return starkit.ShellQuote(s) }
+func quote(s string) string { return shellquote.Quote(s) }
 
 func octal(m uint32) string { return "0" + strconv.FormatUint(uint64(m), 8) }

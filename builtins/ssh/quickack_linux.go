@@ -10,7 +10,7 @@ import (
 // quickAckConn re-arms TCP_QUICKACK after every read. sshd does not set
 // TCP_NODELAY on sessions without a pty, so its small replies wait for our
 // ACK (Nagle), which Linux delays by up to 40 ms; quick ACKs cut the first
-// exec on a new connection from ~47 ms to a few (DESIGN §9). The kernel
+// exec on a new connection from ~47 ms to a few (ARCHITECTURE.md, "Performance facts"). The kernel
 // clears the flag by itself, hence after every read.
 type quickAckConn struct {
 	net.Conn

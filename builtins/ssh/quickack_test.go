@@ -13,8 +13,8 @@ import (
 
 // BenchmarkFirstExec measures `exec true` on a fresh connection (the dial
 // is not timed), with and without re-arming TCP_QUICKACK after each read,
-// and on a connection that already ran a command. DESIGN §9 expects about
-// 47 ms without quick ACKs and 4 ms with them.
+// and on a connection that already ran a command. The performance facts in
+// ARCHITECTURE.md expect about 47 ms without quick ACKs and 4 ms with them.
 //
 //	go test -run '^$' -bench FirstExec -benchtime 50x ./builtins/ssh/
 func BenchmarkFirstExec(b *testing.B) {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/mno-sh/mno/internal/shellquote"
+
 	"go.starlark.net/starlark"
 
 	"github.com/mno-sh/mno/engine/journal"
@@ -22,7 +24,7 @@ func hostRun(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, 
 	timeout := starkit.Duration{D: a.Timeout}
 	line := cmd.Shell
 	if line == "" {
-		line = starkit.ShellJoin(cmd.Argv)
+		line = shellquote.Join(cmd.Argv)
 	}
 	rc := remoteCmd{line: line, sudo: sudo, env: env, secretEnv: secretEnv, stdin: []byte(stdin), timeout: timeout.D}
 	if _, _, err := rc.build(); err != nil {
@@ -73,7 +75,7 @@ func hostRun(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, 
 				u := rc
 				u.line, u.stdin = unlessCmd.Shell, nil
 				if u.line == "" {
-					u.line = starkit.ShellJoin(unlessCmd.Argv)
+					u.line = shellquote.Join(unlessCmd.Argv)
 				}
 				out, err := h.c.exec(ctx, u)
 				if err != nil {

@@ -23,6 +23,7 @@ import (
 
 	"github.com/mno-sh/mno/engine"
 	"github.com/mno-sh/mno/lab/hosts"
+	"github.com/mno-sh/mno/lab/hosts/hoststest"
 )
 
 // pin is the Starlark to connect to HOSTS[i] with its key pinned.
@@ -133,7 +134,7 @@ func TestConnectErrors(t *testing.T) {
 
 	t.Run("unreachable within the timeout", func(t *testing.T) {
 		if err := h2.Partition(); err != nil {
-			t.Skipf("no partitions here: %v", err)
+			hoststest.Unavailable(t, "partitions: %v", err)
 		}
 		defer h2.Heal()
 		start := time.Now()
@@ -180,7 +181,7 @@ func TestConnectErrors(t *testing.T) {
 
 	t.Run("connection lost mid-run", func(t *testing.T) {
 		if err := h2.Heal(); err != nil {
-			t.Skip(err)
+			hoststest.Unavailable(t, "healing a partition: %v", err)
 		}
 		start := time.Now()
 		r := e.run(t, `
@@ -413,7 +414,7 @@ func TestPutCutConnection(t *testing.T) {
 	e := newEnv(t, 1)
 	h := e.lab.Hosts()[0]
 	if h.Link == "" {
-		t.Skip("partitions need network namespaces")
+		hoststest.Unavailable(t, "partitions need network namespaces")
 	}
 	old := bytes.Repeat([]byte("old\n"), 1000)
 	newSize := 40 << 20
@@ -520,7 +521,7 @@ func TestParallelOneUnreachable(t *testing.T) {
 	e := newEnv(t, 20)
 	bad := e.lab.Hosts()[6]
 	if err := bad.Partition(); err != nil {
-		t.Skipf("no partitions here: %v", err)
+		hoststest.Unavailable(t, "partitions: %v", err)
 	}
 	r := e.run(t, `
 def one(h):

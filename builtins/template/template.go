@@ -10,6 +10,8 @@ import (
 	"strings"
 	"text/template"
 
+	"github.com/mno-sh/mno/internal/shellquote"
+
 	"go.starlark.net/starlark"
 	"go.starlark.net/starlarkstruct"
 	"gopkg.in/yaml.v3"
@@ -173,7 +175,7 @@ func (c *converter) toGo(v starlark.Value, depth int) (any, error) {
 }
 
 var funcs = template.FuncMap{
-	"quote": starkit.ShellQuote,
+	"quote": shellquote.Quote,
 	"json": func(v any) (string, error) {
 		b, err := json.Marshal(v)
 		return string(b), err

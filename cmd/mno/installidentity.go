@@ -18,6 +18,7 @@ import (
 	"github.com/mno-sh/mno/builtins/kube/kclient"
 	"github.com/mno-sh/mno/deploy/rbac"
 	"github.com/mno-sh/mno/engine/runctx"
+	"github.com/mno-sh/mno/internal/kubeconfig"
 )
 
 // controllerLifetime is how long mno's own certificate is valid; `mno install systemd`
@@ -29,7 +30,7 @@ const controllerLifetime = 365 * 24 * time.Hour
 // $MNO_HOME/kubeconfig with a client certificate for that user, signed by the cluster's client
 // CA, unless the one there is still good. It returns the kubeconfig's path.
 func installIdentity(ctx context.Context, cfg runctx.Config, errOut io.Writer) (string, error) {
-	admin, where, err := kube.RESTConfig(cfg)
+	admin, where, err := kubeconfig.RESTConfig(kubeconfig.Options{Kubeconfig: cfg.Kubeconfig, Context: cfg.KubeContext, Getenv: cfg.Getenv})
 	if err != nil {
 		return "", err
 	}

@@ -9,9 +9,10 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/mno-sh/mno/internal/shellquote"
+
 	"github.com/urfave/cli/v2"
 
-	"github.com/mno-sh/mno/engine/starkit"
 	"github.com/mno-sh/mno/lab"
 )
 
@@ -201,7 +202,7 @@ func labEnvCommand() *cli.Command {
 			}
 			fmt.Fprintf(out, "# mno lab %q: use with eval \"$(mno lab env)\"\n", cl.Name)
 			for _, v := range cl.Env() {
-				fmt.Fprintf(out, "export %s=%s\n", v.Name, starkit.ShellQuote(v.Value))
+				fmt.Fprintf(out, "export %s=%s\n", v.Name, shellquote.Quote(v.Value))
 			}
 			return nil
 		},

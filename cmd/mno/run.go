@@ -15,9 +15,11 @@ func runCommand() *cli.Command {
 		Usage:     "run a playbook",
 		ArgsUsage: "PLAYBOOK [key=value ...]",
 		Description: "PLAYBOOK is a path to a .star file, or the name of a playbook in the workspace's playbooks/\n" +
-			"or embedded in mno (add-vps, add-worker, add-laptop, remove-node, sync, adopt, hello). A path that is not\n" +
+			"or embedded in mno (add-vps, add-worker, add-laptop, remove-node, sync, adopt, hello, publish, unpublish,\n" +
+			"domain, discover). A path that is not\n" +
 			"on disk (playbooks/sync.star, sync.star) is taken as the name it ends in; the header says so.\n" +
-			"Each key=value binds a parameter of the playbook's main(ctx, ...); key:=JSON passes JSON.",
+			"Each key=value binds a parameter of the playbook's main(ctx, ...); key:=JSON passes JSON. A first\n" +
+			"argument without '=' is the value of main's first parameter (mno run domain add name=example.com).",
 		Flags: append([]cli.Flag{
 			&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "change nothing; show the exact diff of every file and ConfigMap a real run would change"},
 			&cli.BoolFlag{Name: "diff", Usage: "show diffs of real changes too"},

@@ -10,10 +10,10 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/mno-sh/mno"
-	"github.com/mno-sh/mno/builtins/kube"
 	"github.com/mno-sh/mno/builtins/kube/kclient"
 	"github.com/mno-sh/mno/controller"
 	"github.com/mno-sh/mno/engine"
+	"github.com/mno-sh/mno/internal/kubeconfig"
 )
 
 // defaultWatches are the four ConfigMaps the cluster's state lives in.
@@ -36,6 +36,7 @@ func watchCommand() *cli.Command {
 			"SIGTERM lets the current run finish within --grace, then cancels it.",
 		Flags: append([]cli.Flag{
 			&cli.StringSliceFlag{Name: "on", Usage: "watch ConfigMap `NAMESPACE/NAME` (repeatable; default: the four mno ConfigMaps)"},
+			&cli.BoolFlag{Name: "on-services", Usage: "also run when a Service is created, deleted or changes its type, ports, load-balancer address or annotations, in any namespace (for `mno watch discover`)"},
 			&cli.DurationFlag{Name: "resync", Value: time.Hour, Usage: "also run every `DURATION` (0: never)"},
 			&cli.DurationFlag{Name: "debounce", Value: 2 * time.Second, Usage: "wait `DURATION` after a change for more changes before running"},
 			&cli.DurationFlag{Name: "grace", Value: 30 * time.Second, Usage: "on SIGTERM, let the current run finish for `DURATION`"},
@@ -72,7 +73,7 @@ func watchCommand() *cli.Command {
 				AllowRead: c.StringSlice("allow-read"), Embedded: mno.Files}); err != nil {
 				return cli.Exit("watch: "+err.Error(), 1)
 			}
-			rc, where, err := kube.RESTConfig(cfg)
+			rc, where, err := kubeconfig.RESTConfig(kubeconfig.Options{Kubeconfig: cfg.Kubeconfig, Context: cfg.KubeContext, Getenv: cfg.Getenv})
 			if err != nil {
 				return cli.Exit("watch: "+err.Error(), 1)
 			}
@@ -100,6 +101,7 @@ func watchCommand() *cli.Command {
 			ctrl, err := controller.New(controller.Options{
 				Client:        cs,
 				Watch:         targets,
+				Services:      c.Bool("on-services"),
 				Resync:        c.Duration("resync"),
 				Debounce:      c.Duration("debounce"),
 				Grace:         c.Duration("grace"),

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mno-sh/mno/internal/shellquote"
+
 	"go.starlark.net/starlark"
 	"go.starlark.net/starlarkstruct"
 
@@ -68,7 +70,7 @@ func DescribeCommand(c Command, env map[string]string, secretEnv map[string]bool
 	if c.Shell != "" {
 		b.WriteString(c.Shell)
 	} else {
-		b.WriteString(ShellJoin(c.Argv))
+		b.WriteString(shellquote.Join(c.Argv))
 	}
 	if len(env) > 0 {
 		keys := make([]string, 0, len(env))

@@ -161,25 +161,6 @@ func (c *Command) Unpack(v starlark.Value) error {
 	return fmt.Errorf("got %s, want string or list of strings", v.Type())
 }
 
-// ShellQuote quotes s for a POSIX shell with single quotes.
-func ShellQuote(s string) string {
-	if s != "" && strings.IndexFunc(s, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("@%_-+=:,./", r))
-	}) < 0 {
-		return s
-	}
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
-}
-
-// ShellJoin quotes every argument and joins them with spaces.
-func ShellJoin(argv []string) string {
-	q := make([]string, len(argv))
-	for i, a := range argv {
-		q[i] = ShellQuote(a)
-	}
-	return strings.Join(q, " ")
-}
-
 // StringDict converts a Starlark dict of strings to a Go map. Secret values
 // are refused: use SecretDict where a builtin can carry them safely.
 func StringDict(name string, v starlark.Value) (map[string]string, error) {

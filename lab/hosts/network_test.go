@@ -30,7 +30,7 @@ func TestPartition(t *testing.T) {
 	t.Parallel()
 	lab := hoststest.Start(t, 2)
 	if lab.Network() != hosts.NetworkNamespaces {
-		t.Skipf("partitions need network namespaces; this lab runs on %s", lab.Network())
+		hoststest.Unavailable(t, "partitions need network namespaces; this lab runs on %s", lab.Network())
 	}
 	a, b := lab.Hosts()[0], lab.Hosts()[1]
 	if got, err := banner(a.Endpoint(), 5*time.Second); err != nil || got != "SSH-2.0" {

@@ -5,7 +5,7 @@ package spec
 // Spec is the input file.
 type Spec struct {
 	Identity string `json:"identity"`
-	// QuickAck re-arms TCP_QUICKACK after every read, as mno does (DESIGN §9).
+	// QuickAck re-arms TCP_QUICKACK after every read, as mno does (ARCHITECTURE.md, "Performance facts").
 	QuickAck bool   `json:"quick_ack"`
 	Hosts    []Host `json:"hosts"`
 }

@@ -17,6 +17,8 @@ var (
 	ConfigMaps          = Kind[*corev1.ConfigMap, *corev1.ConfigMapList]{Version: "v1", Resource: "configmaps", Namespaced: true}
 	Nodes               = Kind[*corev1.Node, *corev1.NodeList]{Version: "v1", Resource: "nodes"}
 	Pods                = Kind[*corev1.Pod, *corev1.PodList]{Version: "v1", Resource: "pods", Namespaced: true}
+	Namespaces          = Kind[*corev1.Namespace, *corev1.NamespaceList]{Version: "v1", Resource: "namespaces"}
+	Services            = Kind[*corev1.Service, *corev1.ServiceList]{Version: "v1", Resource: "services", Namespaced: true}
 	Leases              = Kind[*coordinationv1.Lease, *coordinationv1.LeaseList]{Group: "coordination.k8s.io", Version: "v1", Resource: "leases", Namespaced: true}
 	ClusterRoles        = Kind[*rbacv1.ClusterRole, *rbacv1.ClusterRoleList]{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "clusterroles"}
 	ClusterRoleBindings = Kind[*rbacv1.ClusterRoleBinding, *rbacv1.ClusterRoleBindingList]{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "clusterrolebindings"}
@@ -25,7 +27,7 @@ var (
 )
 
 // kinds are registered in every client's scheme.
-var kinds = []registrar{ConfigMaps, Nodes, Pods, Leases, ClusterRoles, ClusterRoleBindings, Roles, RoleBindings, evictions{}}
+var kinds = []registrar{ConfigMaps, Nodes, Pods, Namespaces, Services, Leases, ClusterRoles, ClusterRoleBindings, Roles, RoleBindings, evictions{}}
 
 // ConfigMaps in namespace ns.
 func (c *Client) ConfigMaps(ns string) Objects[*corev1.ConfigMap, *corev1.ConfigMapList] {
@@ -37,6 +39,16 @@ func (c *Client) Nodes() Objects[*corev1.Node, *corev1.NodeList] { return For(c,
 
 // Pods in namespace ns ("" lists across all namespaces).
 func (c *Client) Pods(ns string) Objects[*corev1.Pod, *corev1.PodList] { return For(c, Pods, ns) }
+
+// Namespaces of the cluster.
+func (c *Client) Namespaces() Objects[*corev1.Namespace, *corev1.NamespaceList] {
+	return For(c, Namespaces, "")
+}
+
+// Services in namespace ns ("" lists across all namespaces).
+func (c *Client) Services(ns string) Objects[*corev1.Service, *corev1.ServiceList] {
+	return For(c, Services, ns)
+}
 
 // Leases in namespace ns.
 func (c *Client) Leases(ns string) Objects[*coordinationv1.Lease, *coordinationv1.LeaseList] {

@@ -62,6 +62,17 @@ func Require(t testing.TB) {
 	}
 }
 
+// Unavailable stops a test that needs something this machine cannot give
+// (privileges, network namespaces for a partition): a failure in CI, where
+// every real part must be there, a skip elsewhere.
+func Unavailable(t testing.TB, format string, args ...any) {
+	t.Helper()
+	if InCI() {
+		t.Fatalf("needed in CI: "+format, args...)
+	}
+	t.Skipf("skipping (CI=true makes this a failure): "+format, args...)
+}
+
 // NewKey returns a fresh ed25519 client key and its authorized_keys line, to
 // pass to hosts.AuthorizedKeys.
 func NewKey(t testing.TB) (ssh.Signer, string) {

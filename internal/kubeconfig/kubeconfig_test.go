@@ -1,4 +1,4 @@
-package kube
+package kubeconfig
 
 import (
 	"io/fs"
@@ -6,8 +6,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/mno-sh/mno/engine/runctx"
 )
 
 const twoContexts = `apiVersion: v1
@@ -28,7 +26,10 @@ contexts:
 current-context: first
 `
 
-func TestDiscover(t *testing.T) {
+// TestFind: the places are tried in kubectl's order and then k3s's; a file
+// that exists but cannot be used is an error, never a fall-through; nothing
+// found lists every place tried.
+func TestFind(t *testing.T) {
 	dir := t.TempDir()
 	write := func(name, text string) string {
 		p := filepath.Join(dir, name)
@@ -72,34 +73,34 @@ func TestDiscover(t *testing.T) {
 	}
 	tests := []struct {
 		name       string
-		cfg        runctx.Config
+		cfg        Options
 		k3s        error
 		wantServer string
 		wantSource string
 		wantErr    []string
 	}{
-		{name: "explicit", cfg: runctx.Config{Kubeconfig: good}, wantServer: "https://127.0.0.1:1001", wantSource: good},
-		{name: "explicit context", cfg: runctx.Config{Kubeconfig: good, KubeContext: "second"}, wantServer: "https://127.0.0.1:1002"},
-		{name: "explicit missing, no fallback", cfg: runctx.Config{Kubeconfig: filepath.Join(dir, "missing"), Getenv: env("HOME", homeWith)},
+		{name: "explicit", cfg: Options{Kubeconfig: good}, wantServer: "https://127.0.0.1:1001", wantSource: good},
+		{name: "explicit context", cfg: Options{Kubeconfig: good, Context: "second"}, wantServer: "https://127.0.0.1:1002"},
+		{name: "explicit missing, no fallback", cfg: Options{Kubeconfig: filepath.Join(dir, "missing"), Getenv: env("HOME", homeWith)},
 			wantErr: []string{"--kubeconfig " + filepath.Join(dir, "missing") + ": ", "no such file"}},
-		{name: "explicit broken", cfg: runctx.Config{Kubeconfig: broken}, wantErr: []string{"--kubeconfig " + broken + ": "}},
-		{name: "unknown context", cfg: runctx.Config{Kubeconfig: good, KubeContext: "third"},
+		{name: "explicit broken", cfg: Options{Kubeconfig: broken}, wantErr: []string{"--kubeconfig " + broken + ": "}},
+		{name: "unknown context", cfg: Options{Kubeconfig: good, Context: "third"},
 			wantErr: []string{`context "third" not found (have: first, second)`}},
-		{name: "no current context", cfg: runctx.Config{Kubeconfig: noCurrent}, wantErr: []string{"no current-context set (pass --context)"}},
+		{name: "no current context", cfg: Options{Kubeconfig: noCurrent}, wantErr: []string{"no current-context set (pass --context)"}},
 		{name: "KUBECONFIG list skips missing files",
-			cfg:        runctx.Config{Getenv: env("KUBECONFIG", filepath.Join(dir, "nope")+":"+good, "HOME", homeEmpty)},
+			cfg:        Options{Getenv: env("KUBECONFIG", filepath.Join(dir, "nope")+":"+good, "HOME", homeEmpty)},
 			wantServer: "https://127.0.0.1:1001", wantSource: "$KUBECONFIG " + filepath.Join(dir, "nope") + ":" + good},
 		{name: "KUBECONFIG all missing falls back to ~/.kube/config",
-			cfg:        runctx.Config{Getenv: env("KUBECONFIG", filepath.Join(dir, "nope"), "HOME", homeWith)},
+			cfg:        Options{Getenv: env("KUBECONFIG", filepath.Join(dir, "nope"), "HOME", homeWith)},
 			wantServer: "https://127.0.0.1:1001", wantSource: homeConfig},
 		{name: "broken ~/.kube/config is an error, not a fall-through to k3s",
-			cfg: runctx.Config{Getenv: env("HOME", homeBroken)}, k3s: nil,
+			cfg: Options{Getenv: env("HOME", homeBroken)}, k3s: nil,
 			wantErr: []string{filepath.Join(homeBroken, ".kube", "config") + ": "}},
-		{name: "k3s default", cfg: runctx.Config{Getenv: env("HOME", homeEmpty)}, k3s: nil,
+		{name: "k3s default", cfg: Options{Getenv: env("HOME", homeEmpty)}, k3s: nil,
 			wantServer: "https://127.0.0.1:1001", wantSource: good},
-		{name: "k3s unreadable", cfg: runctx.Config{Getenv: env("HOME", homeEmpty)}, k3s: fs.ErrPermission,
+		{name: "k3s unreadable", cfg: Options{Getenv: env("HOME", homeEmpty)}, k3s: fs.ErrPermission,
 			wantErr: []string{k3s + ": ", "permission denied", "readable by root only", "(after trying: " + filepath.Join(homeEmpty, ".kube", "config") + ": not found)"}},
-		{name: "nothing anywhere", cfg: runctx.Config{Getenv: env("KUBECONFIG", "/nonexistent/a", "HOME", homeEmpty)}, k3s: fs.ErrNotExist,
+		{name: "nothing anywhere", cfg: Options{Getenv: env("KUBECONFIG", "/nonexistent/a", "HOME", homeEmpty)}, k3s: fs.ErrNotExist,
 			wantErr: []string{
 				"no Kubernetes configuration found; tried:\n",
 				"  $KUBECONFIG (/nonexistent/a: not found)\n",
@@ -107,7 +108,7 @@ func TestDiscover(t *testing.T) {
 				"  " + k3s + ": not found\n",
 				"  in-cluster service account: not running in a pod ($KUBERNETES_SERVICE_HOST is unset)\n",
 				"set --kubeconfig or $KUBECONFIG"}},
-		{name: "in-cluster without a service account", cfg: runctx.Config{Getenv: env("HOME", homeEmpty, "KUBERNETES_SERVICE_HOST", "10.0.0.1")}, k3s: fs.ErrNotExist,
+		{name: "in-cluster without a service account", cfg: Options{Getenv: env("HOME", homeEmpty, "KUBERNETES_SERVICE_HOST", "10.0.0.1")}, k3s: fs.ErrNotExist,
 			wantErr: []string{"in-cluster service account: "}},
 	}
 	for _, tt := range tests {
@@ -116,10 +117,10 @@ func TestDiscover(t *testing.T) {
 			if tt.k3s != nil {
 				k3sPath = k3s
 			}
-			loc, err := discover(tt.cfg, k3sPath, stat(tt.k3s))
+			loc, err := find(tt.cfg, k3sPath, stat(tt.k3s))
 			if tt.wantErr != nil {
 				if err == nil {
-					t.Fatalf("found %s in %s, want an error", loc.config.Host, loc.source)
+					t.Fatalf("found %s in %s, want an error", loc.Config.Host, loc.Source)
 				}
 				for _, s := range tt.wantErr {
 					if !strings.Contains(err.Error(), s) {
@@ -131,11 +132,11 @@ func TestDiscover(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if loc.config.Host != tt.wantServer {
-				t.Errorf("server %s, want %s", loc.config.Host, tt.wantServer)
+			if loc.Config.Host != tt.wantServer {
+				t.Errorf("server %s, want %s", loc.Config.Host, tt.wantServer)
 			}
-			if tt.wantSource != "" && loc.source != tt.wantSource {
-				t.Errorf("source %q, want %q", loc.source, tt.wantSource)
+			if tt.wantSource != "" && loc.Source != tt.wantSource {
+				t.Errorf("source %q, want %q", loc.Source, tt.wantSource)
 			}
 		})
 	}
