@@ -20,6 +20,7 @@ var layers = map[string]int{
 	"state":                  0,
 	"builtins/kube/kclient":  0,
 	"deploy/systemd":         0,
+	"deploy/rbac":            0,
 	"lab/internal/proc":      0,
 	"lab/internal/toolcache": 0,
 	"bench/floor/spec":       0,

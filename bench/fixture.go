@@ -16,6 +16,7 @@ import (
 	"go.starlark.net/starlark"
 	xssh "golang.org/x/crypto/ssh"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -229,6 +230,39 @@ func WriteCluster(ctx context.Context, client kubernetes.Interface, nodes []Node
 	}
 	for _, name := range ConfigMaps {
 		if err := setConfigMap(ctx, client, name, data[name]); err != nil {
+			return err
+		}
+	}
+	return enrolLaptops(ctx, client, nodes)
+}
+
+// enrolLaptops writes each laptop's enrolment as add-laptop leaves it (the
+// ClusterRoleBinding mno-laptop-NAME, roles/laptop.star), with a certificate
+// not due for renewal: sync pushes laptops only what matches an enrolment.
+func enrolLaptops(ctx context.Context, client kubernetes.Interface, nodes []Node) error {
+	crbs := client.RbacV1().ClusterRoleBindings()
+	for _, n := range nodes {
+		if n.Kind != "laptop" {
+			continue
+		}
+		user := "mno:laptop:" + n.Name + ":000000000000"
+		crb := &rbacv1.ClusterRoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: "mno-laptop-" + n.Name,
+				Labels: map[string]string{"app.kubernetes.io/managed-by": "mno", "mno.sh/credential": "laptop"},
+				Annotations: map[string]string{
+					"mno.sh/laptop": n.Name, "mno.sh/address": n.Addr, "mno.sh/ssh-user": n.User,
+					"mno.sh/ssh-port": fmt.Sprint(n.Port), "mno.sh/host-key": n.HostKey, "mno.sh/access": "admin",
+					"mno.sh/server": "https://100.64.0.1:6443", "mno.sh/lifetime": "2160h",
+					"mno.sh/serial": "000000000000", "mno.sh/not-after": "2099-01-01T00:00:00Z",
+					"mno.sh/renew-after": "2098-01-01T00:00:00Z",
+				}},
+			RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "cluster-admin"},
+			Subjects: []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: user}},
+		}
+		if err := crbs.Delete(ctx, crb.Name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			return err
+		}
+		if _, err := crbs.Create(ctx, crb, metav1.CreateOptions{}); err != nil {
 			return err
 		}
 	}

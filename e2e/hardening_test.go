@@ -46,12 +46,10 @@ func TestHostileControlPlaneIP(t *testing.T) {
 	e := newEnv(t, "laptop-1")
 	l := e.host("laptop-1")
 	e.initCluster("10.0.0.1")
-	src := filepath.Join(t.TempDir(), "k3s.yaml")
-	writeFile(t, src, "apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: QUJD\n    server: https://127.0.0.1:6443\n  name: default\nkind: Config\n")
-	params := []string{"name=laptop-1", "address=" + l.Addr, "user=mno", "host_key=" + l.HostKey, "kubeconfig_source=" + src}
+	params := []string{"name=laptop-1", "address=" + l.Addr, "user=mno", "host_key=" + l.HostKey}
 	e.mustRun("add-laptop", params...)
 	kc := readFile(t, l, "/home/mno/.kube/config")
-	if !strings.Contains(kc, "server: https://10.0.0.1:6443") || !strings.Contains(kc, "certificate-authority-data: QUJD") {
+	if !strings.Contains(kc, `"server": "https://10.0.0.1:6443"`) || !strings.Contains(kc, `"certificate-authority-data": "`) {
 		t.Fatalf("kubeconfig:\n%s", kc)
 	}
 
@@ -129,9 +127,7 @@ func TestLaptopSudoRule(t *testing.T) {
 
 	e.initCluster("10.0.0.1")
 	e.setServices(map[string]any{"dashboard": map[string]any{"subdomain": "dashboard", "ip": "100.122.68.205"}})
-	src := filepath.Join(t.TempDir(), "k3s.yaml")
-	writeFile(t, src, "clusters:\n- cluster:\n    server: https://127.0.0.1:6443\n")
-	r := e.mustRun("add-laptop", "name=alice-laptop", "address="+l.Addr, "user=alice", "host_key="+l.HostKey, "kubeconfig_source="+src)
+	r := e.mustRun("add-laptop", "name=alice-laptop", "address="+l.Addr, "user=alice", "host_key="+l.HostKey)
 	if !strings.Contains(r.stderr, "edit /etc/hosts (sudo) (via "+ssh.HostsHelperPath+": the laptop sudo rule)") {
 		t.Errorf("add-laptop does not say the laptop rule was used:\n%s", r.stderr)
 	}
@@ -150,11 +146,11 @@ func TestLaptopSudoRule(t *testing.T) {
 		"dashboard": map[string]any{"subdomain": "dashboard", "ip": "100.122.68.205"},
 		"wiki":      map[string]any{"subdomain": "wiki", "ip": "100.122.68.207"},
 	})
-	r = e.run("sync", "kubeconfig_source="+src)
+	r = e.run("sync")
 	if r.exit != 0 || !strings.Contains(readFile(t, l, "/etc/hosts"), "100.122.68.207\twiki.home.local") {
 		t.Errorf("sync through the laptop rule: exit %d\n%s", r.exit, r.stderr)
 	}
-	if r := e.run("sync", "kubeconfig_source="+src); r.exit != 0 || r.changed() != 0 {
+	if r := e.run("sync"); r.exit != 0 || r.changed() != 0 {
 		t.Errorf("second sync: exit %d, changed %d\n%s", r.exit, r.changed(), r.stderr)
 	}
 }

@@ -58,6 +58,7 @@ type env struct {
 	ctx        context.Context
 	client     kubernetes.Interface
 	kubeconfig string
+	tlsDir     string // the API server's client CA, as k3s keeps it ($MNO_K3S_TLS_DIR)
 	home       string
 	identity   string
 	pub        string
@@ -70,7 +71,7 @@ type env struct {
 func newEnv(t *testing.T, names ...string) *env {
 	t.Helper()
 	srv := kubeapitest.Server(t)
-	e := &env{t: t, ctx: context.Background(), client: kubeapitest.Client(t, srv), kubeconfig: srv.Kubeconfig}
+	e := &env{t: t, ctx: context.Background(), client: kubeapitest.Client(t, srv), kubeconfig: srv.Kubeconfig, tlsDir: srv.TLSDir()}
 	e.home = t.TempDir()
 	e.identity = filepath.Join(e.home, "id_ed25519")
 	pk, sk, err := ed25519.GenerateKey(rand.Reader)
@@ -112,13 +113,19 @@ func (e *env) host(name string) *hosts.Host {
 	return h
 }
 
-// resetCluster deletes the mno ConfigMaps, Leases and Nodes left by an earlier test.
+// resetCluster deletes the mno ConfigMaps, laptop bindings, Leases and Nodes left by an earlier test.
 func (e *env) resetCluster() {
 	for _, name := range []string{"sync-controller-registry", "service-registry", "domain-registry", "cluster-info"} {
 		err := e.client.CoreV1().ConfigMaps("kube-system").Delete(e.ctx, name, metav1.DeleteOptions{})
 		if err != nil && !apierrors.IsNotFound(err) {
 			e.t.Fatal(err)
 		}
+	}
+	// Laptop enrolments (issue 17).
+	err := e.client.RbacV1().ClusterRoleBindings().DeleteCollection(e.ctx, metav1.DeleteOptions{},
+		metav1.ListOptions{LabelSelector: "mno.sh/credential=laptop"})
+	if err != nil {
+		e.t.Fatal(err)
 	}
 	nodes, _ := e.client.CoreV1().Nodes().List(e.ctx, metav1.ListOptions{})
 	for _, n := range nodes.Items {
@@ -162,7 +169,12 @@ func (e *env) runOpts(dry bool, playbook string, params ...string) result {
 			Home:       e.home,
 			Identity:   e.identity,
 			Kubeconfig: e.kubeconfig,
-			Getenv:     func(string) string { return "" },
+			Getenv: func(k string) string {
+				if k == "MNO_K3S_TLS_DIR" {
+					return e.tlsDir
+				}
+				return ""
+			},
 		},
 		Embedded: mno.Files,
 		Stdout:   &stdout,

@@ -129,26 +129,24 @@ func TestAddLaptop(t *testing.T) {
 		"dashboard": map[string]any{"subdomain": "dashboard", "ip": "100.122.68.205"},
 		"immich":    map[string]any{"subdomain": "photos", "ip": "100.122.68.206"},
 	})
-	src := filepath.Join(t.TempDir(), "k3s.yaml")
-	os.WriteFile(src, []byte("apiVersion: v1\nclusters:\n- cluster:\n    server: https://127.0.0.1:6443\n  name: default\nusers:\n- name: default\n  user:\n    client-key-data: c2VjcmV0LWtleS1kYXRh\n"), 0o600)
 	legacy := "127.0.0.1\tlocalhost\n\n# MyNodeOne Services - Auto-synced on Sat Nov 22 20:19:01 EST 2025\n100.122.68.205\tdashboard.home.local\n\n" +
 		"# MyNodeOne services\n100.1.1.1\told.home.local    # ns/svc\n# End MyNodeOne services\n192.168.1.10\tnas\n"
 	l.WriteFile("/etc/hosts", []byte(legacy), 0o644)
 
-	params := []string{"name=laptop-1", "address=" + l.Addr, "user=root", "accept_new_host_key=true", "kubeconfig_source=" + src}
+	params := []string{"name=laptop-1", "address=" + l.Addr, "user=root", "accept_new_host_key=true"}
 	r := e.mustRun("add-laptop", params...)
 	if !strings.Contains(r.stderr, "recorded in "+filepath.Join(e.home, "known_hosts")) {
 		t.Errorf("accept_new_host_key is not journalled:\n%s", r.stderr)
 	}
 	kc := readFile(t, l, "/root/.kube/config")
-	if !strings.Contains(kc, "server: https://10.0.0.1:6443") || strings.Contains(kc, "127.0.0.1") {
+	if !strings.Contains(kc, `"server": "https://10.0.0.1:6443"`) || strings.Contains(kc, "127.0.0.1") {
 		t.Errorf("kubeconfig:\n%s", kc)
 	}
 	if fi, _ := l.Stat("/root/.kube/config"); fi.Mode().Perm() != 0o600 {
 		t.Errorf("kubeconfig mode %o", fi.Mode().Perm())
 	}
-	if strings.Contains(r.stderr+r.stdout, "c2VjcmV0LWtleS1kYXRh") {
-		t.Error("kubeconfig credentials in the output")
+	if k := fetchKubeconfig(t, l, "/root"); true {
+		secretFree(t, r, k)
 	}
 	want := "127.0.0.1\tlocalhost\n192.168.1.10\tnas\n\n# BEGIN mno (managed by mno sync; do not edit)\n" +
 		"100.122.68.205\tdashboard.home.local\n100.122.68.205\thome.local\n100.122.68.206\tphotos.home.local\n# END mno\n"

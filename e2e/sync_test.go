@@ -2,8 +2,6 @@ package e2e
 
 import (
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -23,10 +21,8 @@ func addNodesWithKubeconfig(t *testing.T, e *env) {
 		h.SetShim("docker ps -q --filter name=^mno-traefik$ --filter status=running", hostsRunning)
 		e.mustRun("add-vps", "name="+v, "address="+h.Addr, "domain=example.test", "email=ops@example.test", "host_key="+h.HostKey)
 	}
-	src := filepath.Join(t.TempDir(), "k3s.yaml")
-	os.WriteFile(src, []byte("clusters:\n- cluster:\n    server: https://127.0.0.1:6443\n"), 0o600)
 	l := e.host("laptop-1")
-	e.mustRun("add-laptop", "name=laptop-1", "address="+l.Addr, "user=mno", "host_key="+l.HostKey, "kubeconfig_source="+src)
+	e.mustRun("add-laptop", "name=laptop-1", "address="+l.Addr, "user=mno", "host_key="+l.HostKey)
 }
 
 // TestSyncPartitioned: with one VPS cut off, the others sync, that node is

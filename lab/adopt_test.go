@@ -422,6 +422,12 @@ func TestAdoptFromMyNodeOne(t *testing.T) {
 	if l := registryEntry(t, cs, "laptop-1"); l["ssh_user"] != "alice" || l["host_key"] == nil {
 		t.Errorf("laptop-1 registered as %v", l)
 	}
+	// Enrolled with the confirmed key and given its own credential (issue 17).
+	if b, err := cs.RbacV1().ClusterRoleBindings().Get(context.Background(), "mno-laptop-laptop-1", metav1.GetOptions{}); err != nil ||
+		b.Annotations["mno.sh/host-key"] != registryEntry(t, cs, "laptop-1")["host_key"] || b.RoleRef.Name != "cluster-admin" ||
+		!strings.HasPrefix(b.Subjects[0].Name, "mno:laptop:laptop-1:") {
+		t.Errorf("laptop-1's enrolment: %v %v", b, err)
+	}
 
 	// 6. sync works on the adopted cluster; it and adopt change nothing the second time.
 	if r := runPlaybook(t, cl, false, "sync"); r.exit != 0 {

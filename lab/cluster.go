@@ -57,7 +57,7 @@ func (c *Cluster) startAPI(ctx context.Context, bins kubeapi.Binaries) error {
 		return err
 	}
 	c.api = api
-	c.APIServer, c.Kubeconfig = api.URL, api.Kubeconfig
+	c.APIServer, c.Kubeconfig, c.TLSDir = api.URL, api.Kubeconfig, api.TLSDir()
 	cs, err := kclient.New(api.Config)
 	if err != nil {
 		return err
@@ -175,7 +175,8 @@ func (c *Cluster) client() (*kclient.Client, error) {
 type EnvVar struct{ Name, Value string }
 
 // Env lists what a shell needs to use the lab: MNO_LAB, MNO_HOME,
-// KUBECONFIG, the stand-ins of the k3s server's files, CP_ADDR (the address
+// KUBECONFIG, the stand-ins of the k3s server's files (join token,
+// k3s.yaml, the TLS directory with the client CA), CP_ADDR (the address
 // nodes see the control plane connect from) and, per node, its address and
 // host key (VPS_1_ADDR, VPS_1_HOST_KEY, …).
 func (c *Cluster) Env() []EnvVar {
@@ -185,6 +186,7 @@ func (c *Cluster) Env() []EnvVar {
 		{"KUBECONFIG", c.Kubeconfig},
 		{"MNO_K3S_TOKEN_FILE", c.TokenFile},
 		{"MNO_K3S_KUBECONFIG", c.K3sKubeconfig},
+		{"MNO_K3S_TLS_DIR", c.TLSDir},
 		{"CP_ADDR", c.Gateway},
 	}
 	if c.From == FromMyNodeOne {

@@ -37,7 +37,8 @@
 // anonymous lab (`mno test`) lives in a directory its caller chooses and dies
 // with its process.
 //
-// Playbooks read files of the control plane (the k3s join token, k3s.yaml);
-// the lab writes stand-ins in its directory and Env points MNO_K3S_TOKEN_FILE
-// and MNO_K3S_KUBECONFIG at them, which the stock roles read with local.env.
+// Playbooks read files of the control plane (the k3s join token, k3s.yaml,
+// the client CA in k3s's server/tls); the lab writes stand-ins in its
+// directory and Env points MNO_K3S_TOKEN_FILE, MNO_K3S_KUBECONFIG and
+// MNO_K3S_TLS_DIR at them, which the stock roles read with local.env.
 package lab

@@ -117,6 +117,9 @@ type State struct {
 	// TokenFile and K3sKubeconfig stand in for the k3s server's files.
 	TokenFile     string `json:"token_file"`
 	K3sKubeconfig string `json:"k3s_kubeconfig"`
+	// TLSDir stands in for k3s's server/tls: the client CA that signs the
+	// laptops' certificates ($MNO_K3S_TLS_DIR).
+	TLSDir string `json:"tls_dir"`
 	// Exe is the lab's copy of mno, Traefik the Traefik binary; both are
 	// visible at the same paths inside the nodes.
 	Exe     string `json:"exe"`

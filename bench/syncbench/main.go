@@ -213,10 +213,6 @@ func run(ctx context.Context, nsFlag string, runs, scaleN int, mnoBin, floorBin,
 		if mnoArgs != "" {
 			extra = strings.Fields(mnoArgs)
 		}
-		if _, err := os.Stat("/etc/rancher/k3s/k3s.yaml"); err == nil {
-			// This machine is a k3s server: keep its kubeconfig out of the laptops.
-			extra = append(extra, "kubeconfig_source="+filepath.Join(dir, "no-kubeconfig"))
-		}
 		cfg := bench.Config{Phases: su.phases, Runs: runs, AnsibleRuns: ansRuns, Dir: dir, MnoBin: mnoBin, OtherMno: other, Rusage: rusage, FloorBn: floorBin, MnoArgs: extra, QuickAck: quickAck,
 			Tools: tools, QuietBelow: quiet, QuietWait: quietMax, Log: os.Stderr}
 		for _, n := range ns {

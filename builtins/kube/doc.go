@@ -12,6 +12,11 @@
 //	kube.node.drain(name, timeout="2m") -> bool changed  (cordon, then evict its pods; DaemonSet pods stay)
 //	kube.node.delete(name) -> bool changed
 //	kube.service.list(namespace="") -> list of struct(name, namespace, type, cluster_ip, ip, ports, labels, annotations); "" lists every namespace
+//	kube.credential.issue(user, server, groups=[], lifetime="2160h", tls_dir="", serial_in_user=False) -> struct(user, groups, serial, not_before, not_after, renew_after, kubeconfig)
+//	kube.binding.apply(name, user, role, annotations={}, labels={}) -> bool changed   (a ClusterRoleBinding of user to ClusterRole role)
+//	kube.binding.get(name) -> struct(name, role, users, groups, annotations, labels) or None
+//	kube.binding.list(labels={}) -> list of struct as get, by name
+//	kube.binding.delete(name) -> bool changed
 //
 // kube.configmap groups the ConfigMap calls, kube.node the Node calls and
 // kube.service the Service calls. Every ConfigMap change is a read-modify-write guarded by the resourceVersion that
@@ -57,6 +62,23 @@
 // service.list is a read (it runs in dry-run too), sorted by namespace and
 // name; a Service's ip is its first load-balancer ingress IP ("" until one
 // is assigned) and ports a list of struct(name, port, protocol).
+//
+// kube.credential issues credentials: issue signs a client certificate for user (its groups as
+// organisations) with the cluster's client CA — client-ca.crt and client-ca.key in
+// tls_dir, default $MNO_K3S_TLS_DIR, else /var/lib/rancher/k3s/server/tls — valid
+// for lifetime (1h to 3 years; the CA's own expiry cuts it), with serial_in_user
+// the first 12 hex digits of its serial appended to the user ("USER:SERIAL12", so
+// each certificate is its own user). Its key is made in memory and exists only in
+// kubeconfig, a secret: a standalone kubeconfig for server that trusts
+// server-ca.crt from tls_dir; it is never written on the control plane. Times are
+// RFC 3339 UTC strings; renew_after is when two thirds of the lifetime have
+// passed. Issuing changes nothing, so it runs in dry-run too.
+//
+// kube.binding manages ClusterRoleBindings of one user to one ClusterRole:
+// apply creates or updates one (a different role replaces it, deleting first)
+// with exactly the labels and annotations given; the diff shows the role, the
+// subjects, labels and annotations. A user the binding no longer names loses
+// that access at the API server's next request.
 //
 // The client is built on first use: --kubeconfig, then $KUBECONFIG,
 // ~/.kube/config, /etc/rancher/k3s/k3s.yaml, then the in-cluster service

@@ -37,14 +37,25 @@ func Module() starkit.Module {
 	service := &starlarkstruct.Module{Name: "kube.service", Members: starlark.StringDict{
 		"list": starlark.NewBuiltin("kube.service.list", serviceList),
 	}}
+	binding := &starlarkstruct.Module{Name: "kube.binding", Members: starlark.StringDict{
+		"apply":  starlark.NewBuiltin("kube.binding.apply", bindingApply),
+		"get":    starlark.NewBuiltin("kube.binding.get", bindingGet),
+		"list":   starlark.NewBuiltin("kube.binding.list", bindingList),
+		"delete": starlark.NewBuiltin("kube.binding.delete", bindingDelete),
+	}}
+	credential := &starlarkstruct.Module{Name: "kube.credential", Members: starlark.StringDict{
+		"issue": starlark.NewBuiltin("kube.credential.issue", credentialIssue),
+	}}
 	return starkit.Module{
 		Name: "kube",
 		Doc:  starkit.PackageDoc(docSrc),
 		Globals: starlark.StringDict{"kube": &starlarkstruct.Module{Name: "kube", Members: starlark.StringDict{
-			"configmap": configmap,
-			"node":      node,
-			"service":   service,
-			"lock":      starlark.NewBuiltin("kube.lock", lock),
+			"configmap":  configmap,
+			"node":       node,
+			"binding":    binding,
+			"service":    service,
+			"credential": credential,
+			"lock":       starlark.NewBuiltin("kube.lock", lock),
 		}}},
 	}
 }

@@ -1,11 +1,22 @@
 package main
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/mno-sh/mno/engine/runctx"
+	"github.com/mno-sh/mno/lab/kubeapi"
+	"github.com/mno-sh/mno/lab/kubeapi/kubeapitest"
 )
 
 // TestSystemdUnits: the installed units point at the binary and MNO_HOME,
@@ -25,7 +36,7 @@ func TestSystemdUnits(t *testing.T) {
 	for _, n := range []string{"mno-sync.service", "mno-watch.service"} {
 		b, _ := os.ReadFile(filepath.Join(dir, n))
 		text := string(b)
-		for _, want := range []string{"ExecStart=" + bin + " ", "Environment=MNO_HOME=" + home, "NoNewPrivileges=yes",
+		for _, want := range []string{"ExecStart=" + bin + " ", "Environment=MNO_HOME=" + home, "Environment=KUBECONFIG=" + home + "/kubeconfig", "NoNewPrivileges=yes",
 			"ProtectSystem=strict", "ReadWritePaths=" + home, "PrivateTmp=yes"} {
 			if !strings.Contains(text, want) {
 				t.Errorf("%s lacks %q", n, want)
@@ -53,5 +64,66 @@ func TestSystemdUnits(t *testing.T) {
 	// verify exits 0 on unknown or unparsable settings but reports them.
 	if err != nil || strings.Contains(string(out), "ignoring") || strings.Contains(string(out), "Unknown") {
 		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
+	}
+}
+
+// TestInstallIdentity (issue 17): `mno install systemd` applies mno's roles bound to the
+// user mno:controller and writes $MNO_HOME/kubeconfig (0600) with that user's certificate,
+// which the real API server accepts for the four ConfigMaps and refuses for Secrets;
+// installing again keeps the certificate.
+func TestInstallIdentity(t *testing.T) {
+	bins := kubeapitest.Binaries(t)
+	ctx := context.Background()
+	srv, err := kubeapi.Start(ctx, kubeapi.Options{Dir: t.TempDir(), Binaries: bins})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Stop() })
+	home := filepath.Join(t.TempDir(), "mnohome")
+	cfg := runctx.Config{Home: home, Kubeconfig: srv.Kubeconfig, Getenv: func(k string) string {
+		if k == "MNO_K3S_TLS_DIR" {
+			return srv.TLSDir()
+		}
+		return ""
+	}}
+	var out strings.Builder
+	path, err := installIdentity(ctx, cfg, &out)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 || path != filepath.Join(home, "kubeconfig") {
+		t.Fatalf("kubeconfig %s: %v", path, err)
+	}
+	for _, want := range []string{"applied ClusterRole mno:controller", "applied Role kube-system/mno:controller",
+		"applied ClusterRoleBinding mno:controller", "wrote " + path + " (user mno:controller"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+	rc, err := clientcmd.BuildConfigFromFlags("", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "cluster-info"}, Data: map[string]string{"cluster-name": "home"}}
+	if _, err := cs.CoreV1().ConfigMaps("kube-system").Create(ctx, cm, metav1.CreateOptions{}); err != nil {
+		t.Errorf("mno cannot create cluster-info: %v", err)
+	}
+	if _, err := cs.CoreV1().Secrets("kube-system").List(ctx, metav1.ListOptions{}); !apierrors.IsForbidden(err) {
+		t.Errorf("mno may list Secrets: %v", err)
+	}
+	if _, err := cs.CoreV1().ConfigMaps("kube-system").Get(ctx, "extension-apiserver-authentication", metav1.GetOptions{}); !apierrors.IsForbidden(err) {
+		t.Errorf("mno may read a ConfigMap not its own: %v", err)
+	}
+	before, _ := os.ReadFile(path)
+	out.Reset()
+	if _, err := installIdentity(ctx, cfg, &out); err != nil {
+		t.Fatal(err)
+	}
+	if after, _ := os.ReadFile(path); string(after) != string(before) || !strings.Contains(out.String(), "kept") || strings.Contains(out.String(), "applied") {
+		t.Errorf("second install:\n%s", out.String())
 	}
 }

@@ -183,8 +183,8 @@ func labEnvCommand() *cli.Command {
 		Name:  "env",
 		Usage: "print the shell commands that point mno at a lab: eval \"$(mno lab env)\"",
 		Description: "Exports MNO_LAB, MNO_HOME (the lab's own, with its control plane identity), KUBECONFIG,\n" +
-			"MNO_K3S_TOKEN_FILE and MNO_K3S_KUBECONFIG (the lab's stand-ins for the k3s server's files,\n" +
-			"which add-worker and add-laptop read), CP_ADDR (the address nodes see the control plane\n" +
+			"MNO_K3S_TOKEN_FILE, MNO_K3S_KUBECONFIG and MNO_K3S_TLS_DIR (the lab's stand-ins for the k3s\n" +
+			"server's files: add-worker reads the token, add-laptop and sync the client CA), CP_ADDR (the address nodes see the control plane\n" +
 			"connect from) and, per node, NODE_ADDR and NODE_HOST_KEY (VPS_1_ADDR, VPS_1_HOST_KEY, …).\n" +
 			"--unset prints the commands that remove them again.",
 		Flags: []cli.Flag{labNameFlag(), &cli.BoolFlag{Name: "unset", Usage: "print unset commands instead"}},

@@ -40,14 +40,18 @@ func stateCommand() *cli.Command {
 			"rules and the routing table.",
 		Flags: flags,
 		Action: func(c *cli.Context) error {
-			m, err := readState(c)
+			m, run, err := readState(c)
 			if err != nil {
 				return err
 			}
+			defer run.Close()
+			creds, unenrolled, note := laptopCredentials(run, m)
 			if c.String("output") == "json" {
-				return writeJSON(c.App.Writer, stateJSON(m))
+				out := stateJSON(m)
+				out["laptop_credentials"] = map[string]any{"enrolled": creds, "not_enrolled": unenrolled, "unknown": note}
+				return writeJSON(c.App.Writer, out)
 			}
-			printState(c.App.Writer, m)
+			printState(c.App.Writer, m, func() { printLaptopCredentials(c.App.Writer, creds, unenrolled, note) })
 			return nil
 		},
 		Subcommands: []*cli.Command{{
@@ -58,10 +62,11 @@ func stateCommand() *cli.Command {
 				"duplicate name, the control plane registered as a node).",
 			Flags: append([]cli.Flag{&cli.BoolFlag{Name: "strict", Usage: "fail on warnings too"}}, flags...),
 			Action: func(c *cli.Context) error {
-				m, err := readState(c)
+				m, run, err := readState(c)
 				if err != nil {
 					return err
 				}
+				run.Close()
 				bad := 0
 				for _, p := range m.Problems {
 					if p.Level == state.LevelInvalid || c.Bool("strict") {
@@ -95,19 +100,20 @@ func stateCommand() *cli.Command {
 
 // readState reads the model through the kube builtins' client, as a
 // playbook's state.read() does.
-func readState(c *cli.Context) (*state.Model, error) {
+// The caller closes the run.
+func readState(c *cli.Context) (*state.Model, *runctx.Run, error) {
 	if o := c.String("output"); o != "text" && o != "json" {
-		return nil, cli.Exit(fmt.Sprintf("state: --output must be text or json, not %q", o), 1)
+		return nil, nil, cli.Exit(fmt.Sprintf("state: --output must be text or json, not %q", o), 1)
 	}
 	cfg := configFrom(c)
 	jr := journal.New(journal.Options{})
 	run := runctx.New(c.Context, engine.NewRunID(), "mno state", false, jr, secret.NewRedactor(), cfg)
-	defer run.Close()
 	m, err := statemod.Read(run, "mno state", c.String("namespace"))
 	if err != nil {
-		return nil, cli.Exit("state: "+err.Error(), 1)
+		run.Close()
+		return nil, nil, cli.Exit("state: "+err.Error(), 1)
 	}
-	return m, nil
+	return m, run, nil
 }
 
 func counts(m *state.Model) (invalid, warnings int) {
@@ -121,7 +127,8 @@ func counts(m *state.Model) (invalid, warnings int) {
 	return
 }
 
-func printState(w io.Writer, m *state.Model) {
+// printState prints the model; more prints further sections before the problems.
+func printState(w io.Writer, m *state.Model, more ...func()) {
 	cl := m.Cluster
 	fmt.Fprintf(w, "CLUSTER %s  domain %s  control plane %s\n", orDash(cl.Name), orDash(cl.Domain), orDash(addr(cl.ControlPlaneIP)))
 
@@ -208,6 +215,10 @@ func printState(w io.Writer, m *state.Model) {
 		fmt.Fprintln(tw, "  (none)")
 	}
 	tw.Flush()
+
+	for _, f := range more {
+		f()
+	}
 
 	inv, warn := counts(m)
 	fmt.Fprintf(w, "\nPROBLEMS (%d invalid: skipped, never written anywhere; %d warning(s))\n", inv, warn)

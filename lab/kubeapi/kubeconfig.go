@@ -49,6 +49,14 @@ func (s *Server) writePKI(serviceCIDR string) (pkiFiles, error) {
 	if err != nil {
 		return pkiFiles{}, err
 	}
+	keyPEM, err := privateKeyPEM(ca.key)
+	if err != nil {
+		return pkiFiles{}, err
+	}
+	tls := filepath.Join(dir, K3sTLSDir)
+	if err := os.MkdirAll(tls, 0o700); err != nil {
+		return pkiFiles{}, err
+	}
 	f := pkiFiles{
 		caCert:      filepath.Join(dir, "ca.crt"),
 		servingCert: filepath.Join(dir, "apiserver.crt"),
@@ -62,8 +70,23 @@ func (s *Server) writePKI(serviceCIDR string) (pkiFiles, error) {
 		f.servingKey:  serving.key,
 		f.saPublic:    saPublic,
 		f.saPrivate:   saPrivate,
+		// k3s's names for the same CA (it signs client and serving
+		// certificates here): what mno reads on a k3s server.
+		filepath.Join(tls, "client-ca.crt"): ca.certPEM,
+		filepath.Join(tls, "client-ca.key"): keyPEM,
+		filepath.Join(tls, "server-ca.crt"): ca.certPEM,
 	})
 }
+
+// K3sTLSDir is the directory under Dir/pki that holds the server's CA under the names k3s
+// gives its own in /var/lib/rancher/k3s/server/tls: client-ca.crt, client-ca.key (the key
+// that signs client certificates the server accepts) and server-ca.crt (what clients verify
+// the server with).
+const K3sTLSDir = "k3s-tls"
+
+// TLSDir returns the stand-in of k3s's /var/lib/rancher/k3s/server/tls (see [K3sTLSDir]),
+// where mno issues client certificates ($MNO_K3S_TLS_DIR). It exists for an opened server too.
+func (s *Server) TLSDir() string { return filepath.Join(s.Dir, "pki", K3sTLSDir) }
 
 var errNoCA = errors.New("kubeapi: a server from Open cannot issue certificates")
 

@@ -16,6 +16,7 @@ import (
 
 	"k8s.io/client-go/rest"
 
+	"github.com/mno-sh/mno/builtins/kube/kclient"
 	"github.com/mno-sh/mno/lab/internal/proc"
 )
 
@@ -112,6 +113,13 @@ func (s *Server) start(ctx context.Context, opts Options) error {
 		if s.port != 0 && s.apiserver != nil && s.apiserver.exited() && s.apiserver.portInUse() {
 			return fmt.Errorf("kube-apiserver cannot listen on %s:%d, which another program uses", s.bind, s.port)
 		}
+		return err
+	}
+	c, err := kclient.New(s.Config)
+	if err != nil {
+		return err
+	}
+	if err := aggregateClusterRoles(ctx, c); err != nil {
 		return err
 	}
 	if s.detached {

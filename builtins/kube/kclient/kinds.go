@@ -23,10 +23,12 @@ var (
 	ClusterRoles        = Kind[*rbacv1.ClusterRole, *rbacv1.ClusterRoleList]{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "clusterroles"}
 	ClusterRoleBindings = Kind[*rbacv1.ClusterRoleBinding, *rbacv1.ClusterRoleBindingList]{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "clusterrolebindings"}
 	Events              = Kind[*corev1.Event, *corev1.EventList]{Version: "v1", Resource: "events", Namespaced: true}
+	Roles               = Kind[*rbacv1.Role, *rbacv1.RoleList]{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "roles", Namespaced: true}
+	RoleBindings        = Kind[*rbacv1.RoleBinding, *rbacv1.RoleBindingList]{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "rolebindings", Namespaced: true}
 )
 
 // kinds are registered in every client's scheme.
-var kinds = []registrar{ConfigMaps, Nodes, Pods, Namespaces, Services, Leases, ClusterRoles, ClusterRoleBindings, Events, evictions{}}
+var kinds = []registrar{ConfigMaps, Nodes, Pods, Namespaces, Services, Leases, ClusterRoles, ClusterRoleBindings, Roles, RoleBindings, Events, evictions{}}
 
 // ConfigMaps in namespace ns.
 func (c *Client) ConfigMaps(ns string) Objects[*corev1.ConfigMap, *corev1.ConfigMapList] {
