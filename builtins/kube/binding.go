@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/mno-sh/mno/engine/journal"
+	"github.com/mno-sh/mno/engine/runctx"
 	"github.com/mno-sh/mno/engine/starkit"
 )
 
@@ -101,15 +102,22 @@ func bindingApply(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tu
 	return starlark.Bool(out.Changed), nil
 }
 
-func bindingGet(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+// bindingByName is the start of get and delete: one name argument, checked,
+// and the run's cluster client.
+func bindingByName(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (*runctx.Run, *cluster, string, error) {
 	var name string
 	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "name", &name); err != nil {
-		return nil, err
+		return nil, nil, "", err
 	}
 	if err := checkObjectName(name); err != nil {
-		return nil, starkit.Errorf(b.Name(), "name: %v", err)
+		return nil, nil, "", starkit.Errorf(b.Name(), "name: %v", err)
 	}
 	r, c, err := setup(thread, b)
+	return r, c, name, err
+}
+
+func bindingGet(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	r, c, name, err := bindingByName(thread, b, args, kwargs)
 	if err != nil {
 		return nil, err
 	}
@@ -169,14 +177,7 @@ func bindingList(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tup
 }
 
 func bindingDelete(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	var name string
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "name", &name); err != nil {
-		return nil, err
-	}
-	if err := checkObjectName(name); err != nil {
-		return nil, starkit.Errorf(b.Name(), "name: %v", err)
-	}
-	r, c, err := setup(thread, b)
+	r, c, name, err := bindingByName(thread, b, args, kwargs)
 	if err != nil {
 		return nil, err
 	}
