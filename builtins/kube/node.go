@@ -130,15 +130,15 @@ func nodeLabel(k *call) (starlark.Value, error) {
 				}
 				patch = map[string]*string{}
 				next := copyMap(n.Labels)
-				for k, v := range want {
-					cur, has := n.Labels[k]
+				for key, v := range want {
+					cur, has := n.Labels[key]
 					switch {
 					case v == nil && has:
-						patch[k] = nil
-						delete(next, k)
+						patch[key] = nil
+						delete(next, key)
 					case v != nil && (!has || cur != *v):
-						patch[k] = v
-						next[k] = *v
+						patch[key] = v
+						next[key] = *v
 					}
 				}
 				diff = journal.Diff(desc+" labels", labelLines(n.Labels, next, n.Labels), labelLines(n.Labels, next, next))
