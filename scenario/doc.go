@@ -17,7 +17,7 @@
 // lab's control plane key, and runs PLAYBOOKS twice. The first pass must
 // succeed; the second must succeed and change nothing: every effect it reports
 // changed fails the scenario with its file:line and what it changed
-// ("roles/vps.star:89:13: put /etc/traefik/dynamic/mno-routes.yml (sudo)
+// ("roles/vps.star:90:23: put /etc/traefik/dynamic/mno-routes.yml (sudo)
 // changed on the second run"). Then each test_ function runs in a session of
 // its own; a failed assert or any error fails it, reported with its position.
 //

@@ -5,6 +5,8 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -116,4 +118,84 @@ func TestReadmeWalkthrough(t *testing.T) {
 			t.Errorf("sync after the add playbooks changed %s on %s:\n%s", m[2], m[1], sync)
 		}
 	}
+}
+
+// readmePos is a position of a stock playbook or role the README quotes from
+// mno's output ("embedded:roles/vps.star:90:23") or names in prose.
+var readmePos = regexp.MustCompile(`((?:roles|playbooks)/[a-z_-]+\.star):(\d+):(\d+)`)
+
+// callOf is the name of the builtin a README output line reports, as it is
+// called in Starlark: the journal kind's last word ("configmap.update_json"
+// → "update_json"), log for "log:", warn or drift for a warning, fail for
+// an error and fail_target for a target marked failed. "" when the line
+// names a position in prose.
+func callOf(line string) []string {
+	t := strings.TrimSpace(line)
+	switch {
+	case strings.HasPrefix(t, "log:"):
+		return []string{"log"}
+	case strings.HasPrefix(t, "warning"):
+		return []string{"warn", "drift"}
+	case strings.Contains(t, "check marked failed"):
+		return []string{"fail_target"}
+	case strings.HasPrefix(t, "embedded:"):
+		return []string{"fail"}
+	}
+	m := regexp.MustCompile(`^(?:ok|changed|failed|skipped|unreachable):\s+\[[^\]]*\]\s+(\S+)`).FindStringSubmatch(t)
+	if m == nil {
+		return nil
+	}
+	kind := m[1][strings.LastIndex(m[1], ".")+1:]
+	return []string{kind}
+}
+
+// TestReadmePositions: every position of a stock playbook or role that the
+// README shows is where its builtin is called in the file as it is now — the
+// line's column holds the call's "(" after the builtin the output line
+// reports (a put at a put, a log at a log) — so a change that moves a call
+// makes the README's sample output say so instead of going stale.
+func TestReadmePositions(t *testing.T) {
+	data, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string][]string{}
+	n := 0
+	for i, line := range strings.Split(string(data), "\n") {
+		for _, m := range readmePos.FindAllStringSubmatch(line, -1) {
+			n++
+			file, ln, col := m[1], atoi(t, m[2]), atoi(t, m[3])
+			src, ok := files[file]
+			if !ok {
+				b, err := os.ReadFile("../../" + file)
+				if err != nil {
+					t.Errorf("README.md:%d: %s: %v", i+1, m[0], err)
+					continue
+				}
+				src = strings.Split(string(b), "\n")
+				files[file] = src
+			}
+			if ln < 1 || ln > len(src) || col < 2 || col > len(src[ln-1]) || src[ln-1][col-1] != '(' {
+				t.Errorf("README.md:%d: %s is not a call's \"(\" in %s (moved?)", i+1, m[0], file)
+				continue
+			}
+			callee := regexp.MustCompile(`[A-Za-z_][A-Za-z0-9_]*$`).FindString(src[ln-1][:col-1])
+			want := callOf(line[:strings.Index(line, m[0])])
+			if want != nil && !slices.Contains(want, callee) {
+				t.Errorf("README.md:%d: %s calls %s, the output line reports %s", i+1, m[0], callee, strings.Join(want, " or "))
+			}
+		}
+	}
+	if n < 10 {
+		t.Fatalf("README.md: found %d positions of stock files; the pattern no longer matches its sample output", n)
+	}
+}
+
+func atoi(t *testing.T, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
