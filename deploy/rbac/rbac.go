@@ -42,9 +42,12 @@ type Roles struct {
 }
 
 // Load parses mno.yaml.
-func Load() (Roles, error) {
+func Load() (Roles, error) { return parse(YAML) }
+
+// parse reads a ClusterRole and one Role per namespace, all called Name, from y.
+func parse(y []byte) (Roles, error) {
 	var r Roles
-	for i, doc := range bytes.Split(YAML, []byte("\n---\n")) {
+	for i, doc := range bytes.Split(y, []byte("\n---\n")) {
 		var meta metav1.TypeMeta
 		if err := yaml.Unmarshal(doc, &meta); err != nil {
 			return r, fmt.Errorf("mno.yaml document %d: %w", i+1, err)
