@@ -165,7 +165,7 @@ func Routing(nodes []Node) map[string]any {
 }
 
 // RegistryDoc is registry.json with nodes registered as the add playbooks
-// leave them (roles/registry.star register + record_results) and then synced
+// leave them (roles/registration.star register + record_results) and then synced
 // once with older services: status active, applied the hash of that older
 // content, so the next sync changes every node.
 func RegistryDoc(nodes []Node) map[string]any {

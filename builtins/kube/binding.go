@@ -14,7 +14,6 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/mno-sh/mno/engine/journal"
-	"github.com/mno-sh/mno/engine/runctx"
 	"github.com/mno-sh/mno/engine/starkit"
 )
 
@@ -22,118 +21,109 @@ import (
 // annotations carry what the binding was made for (a laptop's enrolment). Writing one needs
 // RBAC rights on clusterrolebindings, far more than writing a ConfigMap.
 
-func bindingApply(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+func bindingApply(k *call) (starlark.Value, error) {
 	var (
 		name, user, role string
 		annV, labelsV    starlark.Value = starlark.None, starlark.None
 	)
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "name", &name, "user", &user, "role", &role,
-		"annotations?", &annV, "labels?", &labelsV); err != nil {
+	if err := k.unpack("name", &name, "user", &user, "role", &role, "annotations?", &annV, "labels?", &labelsV); err != nil {
 		return nil, err
 	}
 	ann, err := starkit.StringDict("annotations", annV)
 	if err != nil {
-		return nil, starkit.Errorf(b.Name(), "%v", err)
+		return nil, k.errorf("%v", err)
 	}
 	lbls, err := starkit.StringDict("labels", labelsV)
 	if err != nil {
-		return nil, starkit.Errorf(b.Name(), "%v", err)
+		return nil, k.errorf("%v", err)
 	}
 	if err := checkObjectName(name); err != nil {
-		return nil, starkit.Errorf(b.Name(), "name: %v", err)
+		return nil, k.errorf("name: %v", err)
 	}
 	if err := CheckCredentialName("user", user); err != nil {
-		return nil, starkit.Errorf(b.Name(), "%v", err)
+		return nil, k.errorf("%v", err)
 	}
 	if err := checkObjectName(role); err != nil {
-		return nil, starkit.Errorf(b.Name(), "role: %v", err)
-	}
-	r, c, err := setup(thread, b)
-	if err != nil {
-		return nil, err
+		return nil, k.errorf("role: %v", err)
 	}
 	want := &rbacv1.ClusterRoleBinding{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: lbls, Annotations: ann},
 		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role},
 		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: user}},
 	}
-	api := c.api.ClusterRoleBindings()
 	var cur *rbacv1.ClusterRoleBinding
-	out, err := r.Journal.Do(r.Ctx, journal.Op{
-		Target: Target, Kind: "binding.apply", Desc: "clusterrolebinding/" + name, Pos: starkit.CallerPos(thread), Write: true,
-		Check: func(ctx context.Context) (journal.Change, error) {
-			var err error
-			if cur, err = c.getBinding(ctx, name); err != nil {
-				return journal.Change{}, err
-			}
-			d := diffBindings(name, cur, want)
-			return journal.Change{Changed: d != "", Diff: d}, nil
-		},
-		Apply: func(ctx context.Context) (journal.Change, error) {
-			d := diffBindings(name, cur, want)
-			if d == "" {
-				return journal.Change{}, nil
-			}
-			var err error
-			switch {
-			case cur == nil:
-				_, err = api.Create(ctx, want, metav1.CreateOptions{})
-			case cur.RoleRef != want.RoleRef:
-				// A binding's role cannot change: replace it. Deleted first,
-				// so the old access ends before the new one begins.
-				err = api.Delete(ctx, name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &cur.UID, ResourceVersion: &cur.ResourceVersion}})
-				if err == nil || apierrors.IsNotFound(err) {
-					_, err = api.Create(ctx, want, metav1.CreateOptions{})
+	return k.changed(func(c *cluster) journal.Op {
+		api := c.api.ClusterRoleBindings()
+		return journal.Op{Kind: "binding.apply", Desc: "clusterrolebinding/" + name, Write: true,
+			Check: func(ctx context.Context) (journal.Change, error) {
+				var err error
+				if cur, err = c.getBinding(ctx, name); err != nil {
+					return journal.Change{}, err
 				}
-			default:
-				next := cur.DeepCopy()
-				next.Labels, next.Annotations, next.Subjects = want.Labels, want.Annotations, want.Subjects
-				_, err = api.Update(ctx, next, metav1.UpdateOptions{})
-			}
-			if err != nil {
-				return journal.Change{}, c.apiError("write", "clusterrolebinding", "", name, err)
-			}
-			return journal.Change{Changed: true, Diff: d}, nil
-		},
+				d := diffBindings(name, cur, want)
+				return journal.Change{Changed: d != "", Diff: d}, nil
+			},
+			Apply: func(ctx context.Context) (journal.Change, error) {
+				d := diffBindings(name, cur, want)
+				if d == "" {
+					return journal.Change{}, nil
+				}
+				var err error
+				switch {
+				case cur == nil:
+					_, err = api.Create(ctx, want, metav1.CreateOptions{})
+				case cur.RoleRef != want.RoleRef:
+					// A binding's role cannot change: replace it. Deleted first,
+					// so the old access ends before the new one begins.
+					err = api.Delete(ctx, name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &cur.UID, ResourceVersion: &cur.ResourceVersion}})
+					if err == nil || apierrors.IsNotFound(err) {
+						_, err = api.Create(ctx, want, metav1.CreateOptions{})
+					}
+				default:
+					next := cur.DeepCopy()
+					next.Labels, next.Annotations, next.Subjects = want.Labels, want.Annotations, want.Subjects
+					_, err = api.Update(ctx, next, metav1.UpdateOptions{})
+				}
+				if err != nil {
+					return journal.Change{}, c.apiError("write", "clusterrolebinding", "", name, err)
+				}
+				return journal.Change{Changed: true, Diff: d}, nil
+			},
+		}
 	})
-	if err != nil {
-		return nil, fail(b, err)
-	}
-	return starlark.Bool(out.Changed), nil
 }
 
-// bindingByName is the start of get and delete: one name argument, checked,
-// and the run's cluster client.
-func bindingByName(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (*runctx.Run, *cluster, string, error) {
+// bindingName is the argument of get and delete: one name, checked.
+func bindingName(k *call) (string, error) {
 	var name string
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "name", &name); err != nil {
-		return nil, nil, "", err
+	if err := k.unpack("name", &name); err != nil {
+		return "", err
 	}
 	if err := checkObjectName(name); err != nil {
-		return nil, nil, "", starkit.Errorf(b.Name(), "name: %v", err)
+		return "", k.errorf("name: %v", err)
 	}
-	r, c, err := setup(thread, b)
-	return r, c, name, err
+	return name, nil
 }
 
-func bindingGet(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	r, c, name, err := bindingByName(thread, b, args, kwargs)
+func bindingGet(k *call) (starlark.Value, error) {
+	name, err := bindingName(k)
 	if err != nil {
 		return nil, err
 	}
 	var cur *rbacv1.ClusterRoleBinding
-	_, err = r.Journal.Do(r.Ctx, journal.Op{
-		Target: Target, Kind: "binding.get", Desc: "clusterrolebinding/" + name, Pos: starkit.CallerPos(thread),
-		Apply: func(ctx context.Context) (journal.Change, error) {
-			var err error
-			if cur, err = c.getBinding(ctx, name); err == nil && cur == nil {
-				return journal.Change{Note: "missing"}, nil
-			}
-			return journal.Change{}, err
-		},
+	_, err = k.do(func(c *cluster) journal.Op {
+		return journal.Op{Kind: "binding.get", Desc: "clusterrolebinding/" + name,
+			Apply: func(ctx context.Context) (journal.Change, error) {
+				var err error
+				if cur, err = c.getBinding(ctx, name); err == nil && cur == nil {
+					return journal.Change{Note: "missing"}, nil
+				}
+				return journal.Change{}, err
+			},
+		}
 	})
 	if err != nil {
-		return nil, fail(b, err)
+		return nil, err
 	}
 	if cur == nil {
 		return starlark.None, nil
@@ -141,31 +131,28 @@ func bindingGet(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tupl
 	return bindingValue(cur), nil
 }
 
-func bindingList(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+func bindingList(k *call) (starlark.Value, error) {
 	var labelsV starlark.Value = starlark.None
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "labels?", &labelsV); err != nil {
+	if err := k.unpack("labels?", &labelsV); err != nil {
 		return nil, err
 	}
 	lbls, err := starkit.StringDict("labels", labelsV)
 	if err != nil {
-		return nil, starkit.Errorf(b.Name(), "%v", err)
+		return nil, k.errorf("%v", err)
 	}
 	sel := labels.SelectorFromSet(lbls).String()
-	r, c, err := setup(thread, b)
-	if err != nil {
-		return nil, err
-	}
 	var list *rbacv1.ClusterRoleBindingList
-	_, err = r.Journal.Do(r.Ctx, journal.Op{
-		Target: Target, Kind: "binding.list", Desc: "clusterrolebindings " + sel, Pos: starkit.CallerPos(thread),
-		Apply: func(ctx context.Context) (journal.Change, error) {
-			var err error
-			list, err = c.api.ClusterRoleBindings().List(ctx, metav1.ListOptions{LabelSelector: sel})
-			return journal.Change{}, c.apiError("list", "clusterrolebindings", "", "", err)
-		},
+	_, err = k.do(func(c *cluster) journal.Op {
+		return journal.Op{Kind: "binding.list", Desc: "clusterrolebindings " + sel,
+			Apply: func(ctx context.Context) (journal.Change, error) {
+				var err error
+				list, err = c.api.ClusterRoleBindings().List(ctx, metav1.ListOptions{LabelSelector: sel})
+				return journal.Change{}, c.apiError("list", "clusterrolebindings", "", "", err)
+			},
+		}
 	})
 	if err != nil {
-		return nil, fail(b, err)
+		return nil, err
 	}
 	items := list.Items
 	sort.Slice(items, func(i, j int) bool { return items[i].Name < items[j].Name })
@@ -176,36 +163,33 @@ func bindingList(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tup
 	return starlark.NewList(out), nil
 }
 
-func bindingDelete(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	r, c, name, err := bindingByName(thread, b, args, kwargs)
+func bindingDelete(k *call) (starlark.Value, error) {
+	name, err := bindingName(k)
 	if err != nil {
 		return nil, err
 	}
 	var cur *rbacv1.ClusterRoleBinding
-	out, err := r.Journal.Do(r.Ctx, journal.Op{
-		Target: Target, Kind: "binding.delete", Desc: "clusterrolebinding/" + name, Pos: starkit.CallerPos(thread), Write: true,
-		Check: func(ctx context.Context) (journal.Change, error) {
-			var err error
-			if cur, err = c.getBinding(ctx, name); err != nil || cur == nil {
-				return journal.Change{Note: "absent"}, err
-			}
-			return journal.Change{Changed: true, Diff: diffBindings(name, cur, nil)}, nil
-		},
-		Apply: func(ctx context.Context) (journal.Change, error) {
-			err := c.api.ClusterRoleBindings().Delete(ctx, name, metav1.DeleteOptions{})
-			if apierrors.IsNotFound(err) {
-				return journal.Change{Note: "already gone"}, nil
-			}
-			if err != nil {
-				return journal.Change{}, c.apiError("delete", "clusterrolebinding", "", name, err)
-			}
-			return journal.Change{Changed: true, Diff: diffBindings(name, cur, nil)}, nil
-		},
+	return k.changed(func(c *cluster) journal.Op {
+		return journal.Op{Kind: "binding.delete", Desc: "clusterrolebinding/" + name, Write: true,
+			Check: func(ctx context.Context) (journal.Change, error) {
+				var err error
+				if cur, err = c.getBinding(ctx, name); err != nil || cur == nil {
+					return journal.Change{Note: "absent"}, err
+				}
+				return journal.Change{Changed: true, Diff: diffBindings(name, cur, nil)}, nil
+			},
+			Apply: func(ctx context.Context) (journal.Change, error) {
+				err := c.api.ClusterRoleBindings().Delete(ctx, name, metav1.DeleteOptions{})
+				if apierrors.IsNotFound(err) {
+					return journal.Change{Note: "already gone"}, nil
+				}
+				if err != nil {
+					return journal.Change{}, c.apiError("delete", "clusterrolebinding", "", name, err)
+				}
+				return journal.Change{Changed: true, Diff: diffBindings(name, cur, nil)}, nil
+			},
+		}
 	})
-	if err != nil {
-		return nil, fail(b, err)
-	}
-	return starlark.Bool(out.Changed), nil
 }
 
 func (c *cluster) getBinding(ctx context.Context, name string) (*rbacv1.ClusterRoleBinding, error) {

@@ -49,11 +49,7 @@ type clusterKey struct{}
 // clusterOf returns the run's client, building it on first use so a
 // playbook that never calls kube needs no cluster.
 func clusterOf(r *runctx.Run) (*cluster, error) {
-	v, err := r.Resource(clusterKey{}, func() (any, error) { return connect(r) })
-	if err != nil {
-		return nil, err
-	}
-	return v.(*cluster), nil
+	return runctx.Resource(r, clusterKey{}, func() (*cluster, error) { return connect(r) })
 }
 
 // connect discovers the configuration, builds the client and checks once

@@ -18,20 +18,20 @@ import (
 // DefaultNamespace is where MyNodeOne keeps the cluster's state.
 const DefaultNamespace = "kube-system"
 
-func configmapGet(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+func configmapGet(k *call) (starlark.Value, error) {
 	var name string
 	ns := DefaultNamespace
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "name", &name, "namespace?", &ns); err != nil {
+	if err := k.unpack("name", &name, "namespace?", &ns); err != nil {
 		return nil, err
 	}
-	data, found, err := GetConfigMap(runctx.From(thread), starkit.CallerPos(thread), ns, name)
+	cm, err := k.readConfigMap(ns, name)
 	if err != nil {
-		return nil, fail(b, err)
+		return nil, err
 	}
-	if !found {
+	if cm == nil {
 		return starlark.None, nil
 	}
-	return dataDict(data), nil
+	return dataDict(cm.Data), nil
 }
 
 // GetConfigMap reads the data of one ConfigMap through the run's client,
@@ -39,22 +39,7 @@ func configmapGet(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tu
 // it does not exist. It is how other Go code (the state module, `mno state`)
 // reads the cluster.
 func GetConfigMap(r *runctx.Run, pos, ns, name string) (data map[string]string, found bool, err error) {
-	c, err := clusterOf(r)
-	if err != nil {
-		return nil, false, err
-	}
-	var cm *corev1.ConfigMap
-	_, err = r.Journal.Do(r.Ctx, journal.Op{
-		Target: Target, Kind: "configmap.get", Desc: ns + "/" + name, Pos: pos,
-		Apply: func(ctx context.Context) (journal.Change, error) {
-			var err error
-			cm, err = getConfigMap(ctx, c, c.configMaps(ns), ns, name)
-			if err == nil && cm == nil {
-				return journal.Change{Note: "missing"}, nil
-			}
-			return journal.Change{}, err
-		},
-	})
+	cm, err := (&call{r: r, pos: pos}).readConfigMap(ns, name)
 	if err != nil || cm == nil {
 		return nil, false, err
 	}
@@ -64,18 +49,33 @@ func GetConfigMap(r *runctx.Run, pos, ns, name string) (data map[string]string, 
 	return cm.Data, true, nil
 }
 
-func configmapUpdate(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+// readConfigMap reads one ConfigMap as a journaled configmap.get; nil when
+// it does not exist.
+func (k *call) readConfigMap(ns, name string) (*corev1.ConfigMap, error) {
+	var cm *corev1.ConfigMap
+	_, err := k.do(func(c *cluster) journal.Op {
+		return journal.Op{Kind: "configmap.get", Desc: ns + "/" + name,
+			Apply: func(ctx context.Context) (journal.Change, error) {
+				var err error
+				cm, err = getConfigMap(ctx, c, c.configMaps(ns), ns, name)
+				if err == nil && cm == nil {
+					return journal.Change{Note: "missing"}, nil
+				}
+				return journal.Change{}, err
+			},
+		}
+	})
+	return cm, err
+}
+
+func configmapUpdate(k *call) (starlark.Value, error) {
 	var (
 		name   string
 		fn     starlark.Callable
 		ns     = DefaultNamespace
 		create = true
 	)
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "name", &name, "fn", &fn, "namespace?", &ns, "create?", &create); err != nil {
-		return nil, err
-	}
-	r, c, err := setup(thread, b)
-	if err != nil {
+	if err := k.unpack("name", &name, "fn", &fn, "namespace?", &ns, "create?", &create); err != nil {
 		return nil, err
 	}
 	mutate := func(cur *corev1.ConfigMap) (*corev1.ConfigMap, error) {
@@ -87,7 +87,7 @@ func configmapUpdate(thread *starlark.Thread, b *starlark.Builtin, args starlark
 			old = cur.Data
 		}
 		arg := dataDict(old)
-		res, err := starlark.Call(thread, fn, starlark.Tuple{arg}, nil)
+		res, err := starlark.Call(k.thread, fn, starlark.Tuple{arg}, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -103,10 +103,10 @@ func configmapUpdate(thread *starlark.Thread, b *starlark.Builtin, args starlark
 		}
 		return withData(cur, ns, name, data), nil
 	}
-	return write(thread, b, r, c, "configmap.update", ns+"/"+name, newRMW(c, ns, name, mutate))
+	return k.writeConfigMap("configmap.update", ns+"/"+name, ns, name, mutate)
 }
 
-func configmapUpdateJSON(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+func configmapUpdateJSON(k *call) (starlark.Value, error) {
 	var (
 		name, key string
 		fn        starlark.Callable
@@ -114,27 +114,21 @@ func configmapUpdateJSON(thread *starlark.Thread, b *starlark.Builtin, args star
 		create                   = true
 		def       starlark.Value = starlark.None
 	)
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "name", &name, "key", &key, "fn", &fn,
-		"namespace?", &ns, "create?", &create, "default?", &def); err != nil {
+	if err := k.unpack("name", &name, "key", &key, "fn", &fn, "namespace?", &ns, "create?", &create, "default?", &def); err != nil {
 		return nil, err
 	}
 	if def == starlark.None {
 		def = starlark.NewDict(0)
 	}
 	if _, err := encodeJSON(def); err != nil {
-		return nil, starkit.Errorf(b.Name(), "default: %v", err)
-	}
-	r, c, err := setup(thread, b)
-	if err != nil {
-		return nil, err
+		return nil, k.errorf("default: %v", err)
 	}
 	ref := fmt.Sprintf("%s/%s[%s]", ns, name, key)
-	pos := starkit.CallerPos(thread)
 	warned := map[string]bool{}
 	warnOnce := func(msg string) { // fn may run more than once (conflicts)
 		if !warned[msg] {
 			warned[msg] = true
-			r.Journal.Warn(pos, Target, msg)
+			k.r.Journal.Warn(k.pos, Target, msg)
 		}
 	}
 	mutate := func(cur *corev1.ConfigMap) (*corev1.ConfigMap, error) {
@@ -171,7 +165,7 @@ func configmapUpdateJSON(thread *starlark.Thread, b *starlark.Builtin, args star
 		if err != nil {
 			return nil, fmt.Errorf("ConfigMap %s/%s key %q: %v", ns, name, key, err)
 		}
-		res, err := starlark.Call(thread, fn, starlark.Tuple{doc}, nil)
+		res, err := starlark.Call(k.thread, fn, starlark.Tuple{doc}, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -192,33 +186,29 @@ func configmapUpdateJSON(thread *starlark.Thread, b *starlark.Builtin, args star
 		data[key] = after
 		return withData(cur, ns, name, data), nil
 	}
-	return write(thread, b, r, c, "configmap.update_json", ref, newRMW(c, ns, name, mutate))
+	return k.writeConfigMap("configmap.update_json", ref, ns, name, mutate)
 }
 
-func configmapApply(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+func configmapApply(k *call) (starlark.Value, error) {
 	var (
 		name    string
 		dataV   starlark.Value
 		ns                     = DefaultNamespace
 		labelsV starlark.Value = starlark.None
 	)
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "name", &name, "data", &dataV, "namespace?", &ns, "labels?", &labelsV); err != nil {
+	if err := k.unpack("name", &name, "data", &dataV, "namespace?", &ns, "labels?", &labelsV); err != nil {
 		return nil, err
 	}
 	data, err := starkit.StringDict("data", dataV)
 	if err != nil {
-		return nil, starkit.Errorf(b.Name(), "%v", err)
+		return nil, k.errorf("%v", err)
 	}
 	if data == nil {
 		data = map[string]string{}
 	}
 	labels, err := starkit.StringDict("labels", labelsV)
 	if err != nil {
-		return nil, starkit.Errorf(b.Name(), "%v", err)
-	}
-	r, c, err := setup(thread, b)
-	if err != nil {
-		return nil, err
+		return nil, k.errorf("%v", err)
 	}
 	mutate := func(cur *corev1.ConfigMap) (*corev1.ConfigMap, error) {
 		if cur != nil && mapsEqual(cur.Data, data) && hasLabels(cur.Labels, labels) {
@@ -235,70 +225,62 @@ func configmapApply(thread *starlark.Thread, b *starlark.Builtin, args starlark.
 		}
 		return next, nil
 	}
-	return write(thread, b, r, c, "configmap.apply", ns+"/"+name, newRMW(c, ns, name, mutate))
+	return k.writeConfigMap("configmap.apply", ns+"/"+name, ns, name, mutate)
 }
 
-func configmapDelete(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+func configmapDelete(k *call) (starlark.Value, error) {
 	var name string
 	ns := DefaultNamespace
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "name", &name, "namespace?", &ns); err != nil {
+	if err := k.unpack("name", &name, "namespace?", &ns); err != nil {
 		return nil, err
 	}
-	r, c, err := setup(thread, b)
-	if err != nil {
-		return nil, err
-	}
-	cms := c.configMaps(ns)
 	ref := ns + "/" + name
 	var cur *corev1.ConfigMap
-	out, err := r.Journal.Do(r.Ctx, journal.Op{
-		Target: Target, Kind: "configmap.delete", Desc: ref, Pos: starkit.CallerPos(thread), Write: true,
-		Check: func(ctx context.Context) (journal.Change, error) {
-			var err error
-			if cur, err = getConfigMap(ctx, c, cms, ns, name); err != nil || cur == nil {
-				return journal.Change{Note: "absent"}, err
-			}
-			return journal.Change{Changed: true, Diff: diffConfigMaps(ref, cur, nil)}, nil
-		},
-		Apply: func(ctx context.Context) (journal.Change, error) {
-			err := cms.Delete(ctx, name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &cur.UID}})
-			if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
-				// Gone already, or deleted and re-created by someone else
-				// since we looked: not ours to delete.
-				return journal.Change{Note: "already gone"}, nil
-			}
-			if err != nil {
-				return journal.Change{}, c.apiError("delete", "configmap", ns, name, err)
-			}
-			return journal.Change{Changed: true, Diff: diffConfigMaps(ref, cur, nil)}, nil
-		},
+	return k.changed(func(c *cluster) journal.Op {
+		cms := c.configMaps(ns)
+		return journal.Op{Kind: "configmap.delete", Desc: ref, Write: true,
+			Check: func(ctx context.Context) (journal.Change, error) {
+				var err error
+				if cur, err = getConfigMap(ctx, c, cms, ns, name); err != nil || cur == nil {
+					return journal.Change{Note: "absent"}, err
+				}
+				return journal.Change{Changed: true, Diff: diffConfigMaps(ref, cur, nil)}, nil
+			},
+			Apply: func(ctx context.Context) (journal.Change, error) {
+				err := cms.Delete(ctx, name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &cur.UID}})
+				if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+					// Gone already, or deleted and re-created by someone else
+					// since we looked: not ours to delete.
+					return journal.Change{Note: "already gone"}, nil
+				}
+				if err != nil {
+					return journal.Change{}, c.apiError("delete", "configmap", ns, name, err)
+				}
+				return journal.Change{Changed: true, Diff: diffConfigMaps(ref, cur, nil)}, nil
+			},
+		}
 	})
-	if err != nil {
-		return nil, fail(b, err)
-	}
-	return starlark.Bool(out.Changed), nil
 }
 
-// write runs a read-modify-write through the journal: Check plans (reads
-// and calls fn), Apply commits the plan and re-plans on conflict.
-func write(thread *starlark.Thread, b *starlark.Builtin, r *runctx.Run, c *cluster, kind, desc string, w *rmw) (starlark.Value, error) {
-	out, err := r.Journal.Do(r.Ctx, journal.Op{
-		Target: Target, Kind: kind, Desc: desc, Pos: starkit.CallerPos(thread), Write: true,
-		Check: func(ctx context.Context) (journal.Change, error) {
-			if err := w.plan(ctx); err != nil {
-				return journal.Change{}, err
-			}
-			return w.change(), nil
-		},
-		Apply: func(ctx context.Context) (journal.Change, error) {
-			err := w.commit(ctx)
-			return w.change(), err
-		},
+// writeConfigMap runs a read-modify-write of ConfigMap ns/name through the
+// journal as kind desc: Check plans (reads and calls mutate), Apply commits
+// the plan and re-plans on conflict.
+func (k *call) writeConfigMap(kind, desc, ns, name string, mutate mutation) (starlark.Value, error) {
+	return k.changed(func(c *cluster) journal.Op {
+		w := newRMW(c, ns, name, mutate)
+		return journal.Op{Kind: kind, Desc: desc, Write: true,
+			Check: func(ctx context.Context) (journal.Change, error) {
+				if err := w.plan(ctx); err != nil {
+					return journal.Change{}, err
+				}
+				return w.change(), nil
+			},
+			Apply: func(ctx context.Context) (journal.Change, error) {
+				err := w.commit(ctx)
+				return w.change(), err
+			},
+		}
 	})
-	if err != nil {
-		return nil, fail(b, err)
-	}
-	return starlark.Bool(out.Changed), nil
 }
 
 func dataOf(cm *corev1.ConfigMap) map[string]string {

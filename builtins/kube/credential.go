@@ -25,7 +25,6 @@ import (
 	"go.starlark.net/starlarkstruct"
 
 	"github.com/mno-sh/mno/engine/journal"
-	"github.com/mno-sh/mno/engine/runctx"
 	"github.com/mno-sh/mno/engine/starkit"
 )
 
@@ -222,14 +221,14 @@ func kubeconfig(server, user string, serverCA, cert, key []byte) []byte {
 	return append(out, '\n')
 }
 
-func credentialIssue(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+func credentialIssue(k *call) (starlark.Value, error) {
 	var (
 		user, server, tlsDir string
 		groupsV              *starlark.List
 		serialInUser         bool
 		lifetime             = starkit.Duration{D: 90 * 24 * time.Hour}
 	)
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "user", &user, "server", &server, "groups?", &groupsV,
+	if err := k.unpack("user", &user, "server", &server, "groups?", &groupsV,
 		"lifetime?", &lifetime, "tls_dir?", &tlsDir, "serial_in_user?", &serialInUser); err != nil {
 		return nil, err
 	}
@@ -238,14 +237,13 @@ func credentialIssue(thread *starlark.Thread, b *starlark.Builtin, args starlark
 		for i := 0; i < groupsV.Len(); i++ {
 			g, ok := starlark.AsString(groupsV.Index(i))
 			if !ok {
-				return nil, starkit.Errorf(b.Name(), "groups[%d]: got %s, want string", i, groupsV.Index(i).Type())
+				return nil, k.errorf("groups[%d]: got %s, want string", i, groupsV.Index(i).Type())
 			}
 			groups = append(groups, g)
 		}
 	}
-	r := runctx.From(thread)
 	if tlsDir == "" {
-		tlsDir = r.Config.Getenv("MNO_K3S_TLS_DIR")
+		tlsDir = k.r.Config.Getenv("MNO_K3S_TLS_DIR")
 	}
 	if tlsDir == "" {
 		tlsDir = K3sTLSDir
@@ -253,13 +251,13 @@ func credentialIssue(thread *starlark.Thread, b *starlark.Builtin, args starlark
 	req := CredentialRequest{User: user, SerialInUser: serialInUser, Groups: groups, Lifetime: lifetime.D, Server: server, TLSDir: tlsDir}
 	// Checked before the journal entry, so a bad value is the caller's error.
 	if err := checkRequest(req); err != nil {
-		return nil, fail(b, err)
+		return nil, k.fail(err)
 	}
 	var c *Credential
-	_, err := r.Journal.Do(r.Ctx, journal.Op{
+	_, err := k.journal(journal.Op{ // journal, not do: issuing needs no cluster
 		// Issuing changes nothing anywhere (the key lives in memory until a
 		// put writes it), so it runs in dry-run too.
-		Target: "local", Kind: "credential.issue", Desc: user + " (client CA " + tlsDir + ")", Pos: starkit.CallerPos(thread),
+		Target: "local", Kind: "credential.issue", Desc: user + " (client CA " + tlsDir + ")",
 		Apply: func(ctx context.Context) (journal.Change, error) {
 			var err error
 			if c, err = IssueCredential(req, time.Now()); err != nil {
@@ -273,7 +271,7 @@ func credentialIssue(thread *starlark.Thread, b *starlark.Builtin, args starlark
 		},
 	})
 	if err != nil {
-		return nil, fail(b, err)
+		return nil, err
 	}
 	gs := make([]starlark.Value, len(c.Groups))
 	for i, g := range c.Groups {
@@ -286,7 +284,7 @@ func credentialIssue(thread *starlark.Thread, b *starlark.Builtin, args starlark
 		"not_before":  starlark.String(c.NotBefore.Format(time.RFC3339)),
 		"not_after":   starlark.String(c.NotAfter.Format(time.RFC3339)),
 		"renew_after": starlark.String(c.RenewAfter.Format(time.RFC3339)),
-		"kubeconfig":  r.Secret(string(c.Kubeconfig)),
+		"kubeconfig":  k.r.Secret(string(c.Kubeconfig)),
 	}), nil
 }
 

@@ -18,37 +18,30 @@ import (
 	"github.com/mno-sh/mno/engine/starkit"
 )
 
-func nodeDrain(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+func nodeDrain(k *call) (starlark.Value, error) {
 	var name string
 	timeout := starkit.Duration{D: 2 * time.Minute}
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "name", &name, "timeout?", &timeout); err != nil {
-		return nil, err
-	}
-	r, c, err := setup(thread, b)
-	if err != nil {
+	if err := k.unpack("name", &name, "timeout?", &timeout); err != nil {
 		return nil, err
 	}
 	var plan drainPlan
-	out, err := r.Journal.Do(r.Ctx, journal.Op{
-		Target: Target, Kind: "node.drain", Desc: "node/" + name, Pos: starkit.CallerPos(thread), Write: true,
-		Check: func(ctx context.Context) (journal.Change, error) {
-			var err error
-			plan, err = c.planDrain(ctx, name)
-			return plan.change(), err
-		},
-		Apply: func(ctx context.Context) (journal.Change, error) {
-			note, err := c.drain(ctx, &plan, timeout.D)
-			ch := plan.change()
-			if note != "" {
-				ch.Note += "; " + note
-			}
-			return ch, err
-		},
+	return k.changed(func(c *cluster) journal.Op {
+		return journal.Op{Kind: "node.drain", Desc: "node/" + name, Write: true,
+			Check: func(ctx context.Context) (journal.Change, error) {
+				var err error
+				plan, err = c.planDrain(ctx, name)
+				return plan.change(), err
+			},
+			Apply: func(ctx context.Context) (journal.Change, error) {
+				note, err := c.drain(ctx, &plan, timeout.D)
+				ch := plan.change()
+				if note != "" {
+					ch.Note += "; " + note
+				}
+				return ch, err
+			},
+		}
 	})
-	if err != nil {
-		return nil, fail(b, err)
-	}
-	return starlark.Bool(out.Changed), nil
 }
 
 // drainPlan is what draining a node involves, as read by the Check.

@@ -1,16 +1,13 @@
 package kube
 
 import (
-	"context"
 	"sync"
 
 	"go.starlark.net/starlark"
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/mno-sh/mno/builtins/kube/kclient"
-	"github.com/mno-sh/mno/engine/journal"
 	"github.com/mno-sh/mno/engine/runctx"
-	"github.com/mno-sh/mno/engine/starkit"
 )
 
 // Go entry points for other builtins (a state model reading the registries,
@@ -33,34 +30,21 @@ func Client(r *runctx.Run) (*kclient.Client, error) {
 // each ConfigMap's data; a missing ConfigMap is absent from the map. The
 // first error (in names' order) is returned, prefixed with the builtin's name.
 func GetConfigMaps(thread *starlark.Thread, b *starlark.Builtin, ns string, names ...string) (map[string]map[string]string, error) {
-	r, c, err := setup(thread, b)
-	if err != nil {
-		return nil, err
+	k := newCall(thread, b, nil, nil)
+	if _, err := k.cluster(); err != nil {
+		return nil, err // connected first: a missing cluster is one error, names or none
 	}
-	pos := starkit.CallerPos(thread)
 	cms := make([]*corev1.ConfigMap, len(names))
 	errs := make([]error, len(names))
 	var wg sync.WaitGroup
 	for i, name := range names {
-		wg.Go(func() {
-			_, errs[i] = r.Journal.Do(r.Ctx, journal.Op{
-				Target: Target, Kind: "configmap.get", Desc: ns + "/" + name, Pos: pos,
-				Apply: func(ctx context.Context) (journal.Change, error) {
-					var err error
-					cms[i], err = getConfigMap(ctx, c, c.configMaps(ns), ns, name)
-					if err == nil && cms[i] == nil {
-						return journal.Change{Note: "missing"}, nil
-					}
-					return journal.Change{}, err
-				},
-			})
-		})
+		wg.Go(func() { cms[i], errs[i] = k.readConfigMap(ns, name) })
 	}
 	wg.Wait()
 	out := make(map[string]map[string]string, len(names))
 	for i, name := range names {
 		if errs[i] != nil {
-			return nil, fail(b, errs[i])
+			return nil, errs[i]
 		}
 		if cms[i] != nil {
 			out[name] = cms[i].Data

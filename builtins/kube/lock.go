@@ -25,52 +25,50 @@ import (
 // after the run was cancelled.
 const releaseTimeout = 10 * time.Second
 
-func lock(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+func lock(k *call) (starlark.Value, error) {
 	var name string
 	ttl := starkit.Duration{D: 2 * time.Minute}
 	wait := starkit.Duration{D: time.Minute}
 	ns := DefaultNamespace
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "name", &name, "ttl?", &ttl, "wait?", &wait, "namespace?", &ns); err != nil {
+	if err := k.unpack("name", &name, "ttl?", &ttl, "wait?", &wait, "namespace?", &ns); err != nil {
 		return nil, err
 	}
 	if ttl.D < time.Second {
-		return nil, starkit.Errorf(b.Name(), "ttl %s is too short (at least 1s; it is renewed every ttl/3)", ttl.D)
+		return nil, k.errorf("ttl %s is too short (at least 1s; it is renewed every ttl/3)", ttl.D)
 	}
-	r, c, err := setup(thread, b)
-	if err != nil {
-		return nil, err
-	}
-	reg := leasesOf(r)
+	reg := leasesOf(k.r)
 	key := ns + "/" + name
 	unlock := reg.lockKey(key) // threads of one run take a lease one at a time
 	defer unlock()
 	if l := reg.get(key); l != nil {
 		return l.value(false), nil // re-entrant within one run
 	}
-	l := &lease{
-		c: c, r: r, leases: c.api.Leases(ns), ns: ns, name: name,
-		holder: holderIdentity(r.ID), ttl: ttl.D, now: time.Now,
-	}
-	out, err := r.Journal.Do(r.Ctx, journal.Op{
-		Target: Target, Kind: "lock", Desc: "lease " + key, Pos: starkit.CallerPos(thread), Write: true,
-		Check: func(ctx context.Context) (journal.Change, error) {
-			note, err := l.inspect(ctx)
-			return journal.Change{Changed: true, Note: note}, err
-		},
-		Apply: func(ctx context.Context) (journal.Change, error) {
-			note, err := l.acquire(ctx, wait.D)
-			return journal.Change{Changed: true, Note: note}, err
-		},
+	var l *lease
+	out, err := k.do(func(c *cluster) journal.Op {
+		l = &lease{
+			c: c, r: k.r, leases: c.api.Leases(ns), ns: ns, name: name,
+			holder: holderIdentity(k.r.ID), ttl: ttl.D, now: time.Now,
+		}
+		return journal.Op{Kind: "lock", Desc: "lease " + key, Write: true,
+			Check: func(ctx context.Context) (journal.Change, error) {
+				note, err := l.inspect(ctx)
+				return journal.Change{Changed: true, Note: note}, err
+			},
+			Apply: func(ctx context.Context) (journal.Change, error) {
+				note, err := l.acquire(ctx, wait.D)
+				return journal.Change{Changed: true, Note: note}, err
+			},
+		}
 	})
 	if err != nil {
-		return nil, fail(b, err)
+		return nil, err
 	}
 	if out.Simulated {
 		return l.value(true), nil
 	}
 	reg.add(key, l)
 	l.start()
-	r.OnClose(l.release)
+	k.r.OnClose(l.release)
 	return l.value(false), nil
 }
 
@@ -84,10 +82,10 @@ type leases struct {
 type leasesKey struct{}
 
 func leasesOf(r *runctx.Run) *leases {
-	v, _ := r.Resource(leasesKey{}, func() (any, error) {
+	l, _ := runctx.Resource(r, leasesKey{}, func() (*leases, error) {
 		return &leases{keys: map[string]*sync.Mutex{}, held: map[string]*lease{}}, nil
 	})
-	return v.(*leases)
+	return l
 }
 
 // lockKey serialises the threads of one run taking the same lease.

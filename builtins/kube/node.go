@@ -21,28 +21,25 @@ import (
 // pollInterval is how often wait_ready and drain look again.
 const pollInterval = 500 * time.Millisecond
 
-func nodeGet(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+func nodeGet(k *call) (starlark.Value, error) {
 	var name string
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "name", &name); err != nil {
-		return nil, err
-	}
-	r, c, err := setup(thread, b)
-	if err != nil {
+	if err := k.unpack("name", &name); err != nil {
 		return nil, err
 	}
 	var n *corev1.Node
-	_, err = r.Journal.Do(r.Ctx, journal.Op{
-		Target: Target, Kind: "node.get", Desc: "node/" + name, Pos: starkit.CallerPos(thread),
-		Apply: func(ctx context.Context) (journal.Change, error) {
-			var err error
-			if n, err = c.getNode(ctx, name); err == nil && n == nil {
-				return journal.Change{Note: "missing"}, nil
-			}
-			return journal.Change{}, err
-		},
+	_, err := k.do(func(c *cluster) journal.Op {
+		return journal.Op{Kind: "node.get", Desc: "node/" + name,
+			Apply: func(ctx context.Context) (journal.Change, error) {
+				var err error
+				if n, err = c.getNode(ctx, name); err == nil && n == nil {
+					return journal.Change{Note: "missing"}, nil
+				}
+				return journal.Change{}, err
+			},
+		}
 	})
 	if err != nil {
-		return nil, fail(b, err)
+		return nil, err
 	}
 	if n == nil {
 		return starlark.None, nil
@@ -50,161 +47,144 @@ func nodeGet(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, 
 	return nodeValue(n), nil
 }
 
-func nodeWaitReady(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+func nodeWaitReady(k *call) (starlark.Value, error) {
 	var name string
 	timeout := starkit.Duration{D: 5 * time.Minute}
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "name", &name, "timeout?", &timeout); err != nil {
-		return nil, err
-	}
-	r, c, err := setup(thread, b)
-	if err != nil {
+	if err := k.unpack("name", &name, "timeout?", &timeout); err != nil {
 		return nil, err
 	}
 	var n *corev1.Node
-	_, err = r.Journal.Do(r.Ctx, journal.Op{
-		Target: Target, Kind: "node.wait_ready", Desc: "node/" + name, Pos: starkit.CallerPos(thread),
-		Apply: func(ctx context.Context) (journal.Change, error) {
-			start := time.Now()
-			deadline := start.Add(timeout.D)
-			state := "not registered yet"
-			for {
-				got, err := c.getNode(ctx, name)
-				switch {
-				case err == nil && got != nil:
-					n = got
-					if ready, why := readiness(got); ready {
-						return journal.Change{Note: "ready after " + time.Since(start).Round(100*time.Millisecond).String()}, nil
-					} else {
-						state = why
+	_, err := k.do(func(c *cluster) journal.Op {
+		return journal.Op{Kind: "node.wait_ready", Desc: "node/" + name,
+			Apply: func(ctx context.Context) (journal.Change, error) {
+				start := time.Now()
+				deadline := start.Add(timeout.D)
+				state := "not registered yet"
+				for {
+					got, err := c.getNode(ctx, name)
+					switch {
+					case err == nil && got != nil:
+						n = got
+						if ready, why := readiness(got); ready {
+							return journal.Change{Note: "ready after " + time.Since(start).Round(100*time.Millisecond).String()}, nil
+						} else {
+							state = why
+						}
+					case err == nil:
+						state = "not registered yet"
+					case journal.IsUnreachable(err):
+						state = err.Error() // the API server may come back before the deadline
+					default:
+						return journal.Change{}, err
 					}
-				case err == nil:
-					state = "not registered yet"
-				case journal.IsUnreachable(err):
-					state = err.Error() // the API server may come back before the deadline
-				default:
-					return journal.Change{}, err
+					if !time.Now().Before(deadline) {
+						return journal.Change{}, fmt.Errorf("node %q is not Ready after %s: %s", name, timeout.D, state)
+					}
+					if err := sleepCtx(ctx, min(pollInterval, time.Until(deadline))); err != nil {
+						return journal.Change{}, err
+					}
 				}
-				if !time.Now().Before(deadline) {
-					return journal.Change{}, fmt.Errorf("node %q is not Ready after %s: %s", name, timeout.D, state)
-				}
-				if err := sleepCtx(ctx, min(pollInterval, time.Until(deadline))); err != nil {
-					return journal.Change{}, err
-				}
-			}
-		},
+			},
+		}
 	})
 	if err != nil {
-		return nil, fail(b, err)
+		return nil, err
 	}
 	return nodeValue(n), nil
 }
 
-func nodeLabel(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+func nodeLabel(k *call) (starlark.Value, error) {
 	var name string
 	var labelsV *starlark.Dict
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "name", &name, "labels", &labelsV); err != nil {
+	if err := k.unpack("name", &name, "labels", &labelsV); err != nil {
 		return nil, err
 	}
 	want := map[string]*string{}
 	for _, kv := range labelsV.Items() {
-		k, ok := starlark.AsString(kv[0])
+		key, ok := starlark.AsString(kv[0])
 		if !ok {
-			return nil, starkit.Errorf(b.Name(), "label keys must be strings, got %s", kv[0].Type())
+			return nil, k.errorf("label keys must be strings, got %s", kv[0].Type())
 		}
 		switch v := kv[1].(type) {
 		case starlark.NoneType:
-			want[k] = nil
+			want[key] = nil
 		case starlark.String:
 			s := string(v)
-			want[k] = &s
+			want[key] = &s
 		default:
-			return nil, starkit.Errorf(b.Name(), "label %q: got %s, want string (or None to remove it)", k, kv[1].Type())
+			return nil, k.errorf("label %q: got %s, want string (or None to remove it)", key, kv[1].Type())
 		}
-	}
-	r, c, err := setup(thread, b)
-	if err != nil {
-		return nil, err
 	}
 	desc := "node/" + name
 	var patch map[string]*string
 	var diff string
-	out, err := r.Journal.Do(r.Ctx, journal.Op{
-		Target: Target, Kind: "node.label", Desc: desc, Pos: starkit.CallerPos(thread), Write: true,
-		Check: func(ctx context.Context) (journal.Change, error) {
-			n, err := c.getNode(ctx, name)
-			if err != nil {
-				return journal.Change{}, err
-			}
-			if n == nil {
-				return journal.Change{}, fmt.Errorf("node %q does not exist", name)
-			}
-			patch = map[string]*string{}
-			next := copyMap(n.Labels)
-			for k, v := range want {
-				cur, has := n.Labels[k]
-				switch {
-				case v == nil && has:
-					patch[k] = nil
-					delete(next, k)
-				case v != nil && (!has || cur != *v):
-					patch[k] = v
-					next[k] = *v
+	return k.changed(func(c *cluster) journal.Op {
+		return journal.Op{Kind: "node.label", Desc: desc, Write: true,
+			Check: func(ctx context.Context) (journal.Change, error) {
+				n, err := c.getNode(ctx, name)
+				if err != nil {
+					return journal.Change{}, err
 				}
-			}
-			diff = journal.Diff(desc+" labels", labelLines(n.Labels, next, n.Labels), labelLines(n.Labels, next, next))
-			return journal.Change{Changed: len(patch) > 0, Diff: diff}, nil
-		},
-		Apply: func(ctx context.Context) (journal.Change, error) {
-			// A merge patch of only the changed keys: labels others set
-			// concurrently are kept.
-			body, _ := json.Marshal(map[string]any{"metadata": map[string]any{"labels": patch}})
-			_, err := c.api.Nodes().Patch(ctx, name, types.MergePatchType, body, metav1.PatchOptions{FieldManager: fieldManager})
-			if err != nil {
-				return journal.Change{}, c.apiError("patch", "node", "", name, err)
-			}
-			return journal.Change{Changed: true, Diff: diff}, nil
-		},
+				if n == nil {
+					return journal.Change{}, fmt.Errorf("node %q does not exist", name)
+				}
+				patch = map[string]*string{}
+				next := copyMap(n.Labels)
+				for key, v := range want {
+					cur, has := n.Labels[key]
+					switch {
+					case v == nil && has:
+						patch[key] = nil
+						delete(next, key)
+					case v != nil && (!has || cur != *v):
+						patch[key] = v
+						next[key] = *v
+					}
+				}
+				diff = journal.Diff(desc+" labels", labelLines(n.Labels, next, n.Labels), labelLines(n.Labels, next, next))
+				return journal.Change{Changed: len(patch) > 0, Diff: diff}, nil
+			},
+			Apply: func(ctx context.Context) (journal.Change, error) {
+				// A merge patch of only the changed keys: labels others set
+				// concurrently are kept.
+				body, _ := json.Marshal(map[string]any{"metadata": map[string]any{"labels": patch}})
+				_, err := c.api.Nodes().Patch(ctx, name, types.MergePatchType, body, metav1.PatchOptions{FieldManager: fieldManager})
+				if err != nil {
+					return journal.Change{}, c.apiError("patch", "node", "", name, err)
+				}
+				return journal.Change{Changed: true, Diff: diff}, nil
+			},
+		}
 	})
-	if err != nil {
-		return nil, fail(b, err)
-	}
-	return starlark.Bool(out.Changed), nil
 }
 
-func nodeDelete(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+func nodeDelete(k *call) (starlark.Value, error) {
 	var name string
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "name", &name); err != nil {
-		return nil, err
-	}
-	r, c, err := setup(thread, b)
-	if err != nil {
+	if err := k.unpack("name", &name); err != nil {
 		return nil, err
 	}
 	var cur *corev1.Node
-	out, err := r.Journal.Do(r.Ctx, journal.Op{
-		Target: Target, Kind: "node.delete", Desc: "node/" + name, Pos: starkit.CallerPos(thread), Write: true,
-		Check: func(ctx context.Context) (journal.Change, error) {
-			var err error
-			if cur, err = c.getNode(ctx, name); err != nil || cur == nil {
-				return journal.Change{Note: "absent"}, err
-			}
-			return journal.Change{Changed: true}, nil
-		},
-		Apply: func(ctx context.Context) (journal.Change, error) {
-			err := c.api.Nodes().Delete(ctx, name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &cur.UID}})
-			if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
-				return journal.Change{Note: "already gone"}, nil
-			}
-			if err != nil {
-				return journal.Change{}, c.apiError("delete", "node", "", name, err)
-			}
-			return journal.Change{Changed: true}, nil
-		},
+	return k.changed(func(c *cluster) journal.Op {
+		return journal.Op{Kind: "node.delete", Desc: "node/" + name, Write: true,
+			Check: func(ctx context.Context) (journal.Change, error) {
+				var err error
+				if cur, err = c.getNode(ctx, name); err != nil || cur == nil {
+					return journal.Change{Note: "absent"}, err
+				}
+				return journal.Change{Changed: true}, nil
+			},
+			Apply: func(ctx context.Context) (journal.Change, error) {
+				err := c.api.Nodes().Delete(ctx, name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &cur.UID}})
+				if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+					return journal.Change{Note: "already gone"}, nil
+				}
+				if err != nil {
+					return journal.Change{}, c.apiError("delete", "node", "", name, err)
+				}
+				return journal.Change{Changed: true}, nil
+			},
+		}
 	})
-	if err != nil {
-		return nil, fail(b, err)
-	}
-	return starlark.Bool(out.Changed), nil
 }
 
 func (c *cluster) getNode(ctx context.Context, name string) (*corev1.Node, error) {

@@ -10,18 +10,13 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/mno-sh/mno/engine/journal"
-	"github.com/mno-sh/mno/engine/starkit"
 )
 
 // serviceList lists the Services of one namespace, or of all namespaces
 // (namespace=""), as a read: it runs in dry-run too.
-func serviceList(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+func serviceList(k *call) (starlark.Value, error) {
 	ns := ""
-	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "namespace?", &ns); err != nil {
-		return nil, err
-	}
-	r, c, err := setup(thread, b)
-	if err != nil {
+	if err := k.unpack("namespace?", &ns); err != nil {
 		return nil, err
 	}
 	desc := "services"
@@ -29,19 +24,20 @@ func serviceList(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tup
 		desc = ns + "/services"
 	}
 	var items []corev1.Service
-	_, err = r.Journal.Do(r.Ctx, journal.Op{
-		Target: Target, Kind: "service.list", Desc: desc, Pos: starkit.CallerPos(thread),
-		Apply: func(ctx context.Context) (journal.Change, error) {
-			l, err := c.api.Services(ns).List(ctx, metav1.ListOptions{})
-			if err != nil {
-				return journal.Change{}, c.apiError("list", "services", ns, "", err)
-			}
-			items = l.Items
-			return journal.Change{}, nil
-		},
+	_, err := k.do(func(c *cluster) journal.Op {
+		return journal.Op{Kind: "service.list", Desc: desc,
+			Apply: func(ctx context.Context) (journal.Change, error) {
+				l, err := c.api.Services(ns).List(ctx, metav1.ListOptions{})
+				if err != nil {
+					return journal.Change{}, c.apiError("list", "services", ns, "", err)
+				}
+				items = l.Items
+				return journal.Change{}, nil
+			},
+		}
 	})
 	if err != nil {
-		return nil, fail(b, err)
+		return nil, err
 	}
 	sort.Slice(items, func(i, j int) bool {
 		if items[i].Namespace != items[j].Namespace {

@@ -88,29 +88,44 @@ func dial(ctx context.Context, runCtx context.Context, spec dialSpec) (c *conn, 
 	ctx, cancel := context.WithTimeoutCause(ctx, spec.timeout, fmt.Errorf("no answer within %s (timeout=)", spec.timeout))
 	defer cancel()
 	via := ""
-	var raw net.Conn
 	if spec.jump != nil {
 		via = " via " + spec.jump.id
 		if err := spec.jump.alive(); err != nil {
 			return nil, false, err
 		}
-		raw, err = spec.jump.client.DialContext(ctx, "tcp", spec.hostport)
-	} else {
-		var d net.Dialer
-		raw, err = d.DialContext(ctx, "tcp", spec.hostport)
-		if err == nil && spec.quickAck {
-			raw = withQuickAck(raw)
-		}
 	}
+	raw, err := dialTCP(ctx, spec)
 	if err != nil {
 		if ctx.Err() != nil {
 			err = context.Cause(ctx)
 		}
 		return nil, false, journal.Unreachable(fmt.Errorf("cannot reach %s%s: %v", spec.hostport, via, err))
 	}
+	client, presented, recorded, err := handshake(ctx, raw, spec, via)
+	if err != nil {
+		return nil, false, err
+	}
+	return newConn(runCtx, spec, client, presented), recorded, nil
+}
 
+// dialTCP opens the TCP connection, through the jump host's connection when
+// there is one.
+func dialTCP(ctx context.Context, spec dialSpec) (net.Conn, error) {
+	if spec.jump != nil {
+		return spec.jump.client.DialContext(ctx, "tcp", spec.hostport)
+	}
+	var d net.Dialer
+	raw, err := d.DialContext(ctx, "tcp", spec.hostport)
+	if err == nil && spec.quickAck {
+		raw = withQuickAck(raw)
+	}
+	return raw, err
+}
+
+// handshake runs the SSH handshake on raw: host key check by spec.policy
+// (recorded: a new key was recorded), then public key authentication.
+func handshake(ctx context.Context, raw net.Conn, spec dialSpec, via string) (client *xssh.Client, presented xssh.PublicKey, recorded bool, err error) {
 	var hkErr error
-	var presented xssh.PublicKey
 	cfg := &xssh.ClientConfig{
 		User:              spec.user,
 		Auth:              []xssh.AuthMethod{xssh.PublicKeys(spec.id.signers...)},
@@ -129,25 +144,37 @@ func dial(ctx context.Context, runCtx context.Context, spec dialSpec) (c *conn, 
 		if err == nil {
 			cc.Close()
 		}
-		return nil, false, journal.Unreachable(fmt.Errorf("cannot reach %s%s: SSH handshake: %v", spec.hostport, via, context.Cause(ctx)))
+		return nil, nil, false, journal.Unreachable(fmt.Errorf("cannot reach %s%s: SSH handshake: %v", spec.hostport, via, context.Cause(ctx)))
 	}
 	if err != nil {
 		raw.Close()
-		msg := strings.TrimPrefix(err.Error(), "ssh: handshake failed: ")
-		switch {
-		case hkErr != nil:
-			return nil, false, hkErr
-		case strings.Contains(msg, "unable to authenticate"):
-			return nil, false, &authError{fmt.Sprintf("%s%s refused the key %s for user %q: is it in ~%s/.ssh/authorized_keys? "+
-				"(`mno bootstrap` prints the command that authorises it)", spec.hostport, via, spec.id.describe(), spec.user, spec.user)}
-		case strings.Contains(msg, "no common algorithm"):
-			return nil, false, fmt.Errorf("%s%s: %s", spec.hostport, via, msg)
+		if hkErr != nil {
+			return nil, nil, false, hkErr
 		}
-		return nil, false, journal.Unreachable(fmt.Errorf("cannot reach %s%s: SSH handshake: %s", spec.hostport, via, msg))
+		return nil, nil, false, handshakeErr(err, spec, via)
 	}
-	c = &conn{
+	return xssh.NewClient(cc, chans, reqs), presented, recorded, nil
+}
+
+// handshakeErr explains a failed handshake (other than a host key refused).
+func handshakeErr(err error, spec dialSpec, via string) error {
+	msg := strings.TrimPrefix(err.Error(), "ssh: handshake failed: ")
+	switch {
+	case strings.Contains(msg, "unable to authenticate"):
+		return &authError{fmt.Sprintf("%s%s refused the key %s for user %q: is it in ~%s/.ssh/authorized_keys? "+
+			"(`mno bootstrap` prints the command that authorises it)", spec.hostport, via, spec.id.describe(), spec.user, spec.user)}
+	case strings.Contains(msg, "no common algorithm"):
+		return fmt.Errorf("%s%s: %s", spec.hostport, via, msg)
+	}
+	return journal.Unreachable(fmt.Errorf("cannot reach %s%s: SSH handshake: %s", spec.hostport, via, msg))
+}
+
+// newConn wraps an authenticated client: it is failed when the run is
+// cancelled, marked gone when the host closes it, and kept alive.
+func newConn(runCtx context.Context, spec dialSpec, client *xssh.Client, presented xssh.PublicKey) *conn {
+	c := &conn{
 		id:       spec.user + "@" + spec.hostport,
-		client:   xssh.NewClient(cc, chans, reqs),
+		client:   client,
 		hostKey:  presented,
 		jump:     spec.jump,
 		sessions: make(chan struct{}, maxSessions),
@@ -164,7 +191,7 @@ func dial(ctx context.Context, runCtx context.Context, spec dialSpec) (c *conn, 
 		close(c.done)
 	}()
 	go c.keepalive(spec.keepalive)
-	return c, recorded, nil
+	return c
 }
 
 func (c *conn) setReason(err error) {

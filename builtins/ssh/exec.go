@@ -158,39 +158,57 @@ func (c *conn) exec(ctx context.Context, rc remoteCmd) (execOut, error) {
 		}
 		stdin.Close()
 	}()
+	waitErr, timedOut, err := await(ctx, s, rc.timeout)
+	if err != nil {
+		if timedOut {
+			out.timedOut, out.code = true, -1
+		}
+		return out, err
+	}
+	out.stdout, out.stderr = stdout.Bytes(), stderr.Bytes()
+	return c.exitOf(out, waitErr, rc.timeout, time.Since(start))
+}
+
+// await waits for s to exit and returns what Wait did. err is set when it
+// was killed instead: ctx was cancelled, or (timedOut) it outlived its
+// timeout by killGrace and backstop.
+func await(ctx context.Context, s *xssh.Session, timeout time.Duration) (waitErr error, timedOut bool, err error) {
 	waited := make(chan error, 1)
 	go func() { waited <- s.Wait() }()
 	var limit <-chan time.Time
-	if rc.timeout > 0 {
-		t := time.NewTimer(rc.timeout + killGrace + backstop)
+	if timeout > 0 {
+		t := time.NewTimer(timeout + killGrace + backstop)
 		defer t.Stop()
 		limit = t.C
 	}
 	select {
-	case err = <-waited:
+	case err := <-waited:
+		return err, false, nil
 	case <-ctx.Done():
 		s.Signal(xssh.SIGKILL)
 		s.Close()
-		return out, fmt.Errorf("command cancelled: %v", context.Cause(ctx))
+		return nil, false, fmt.Errorf("command cancelled: %v", context.Cause(ctx))
 	case <-limit:
 		s.Signal(xssh.SIGKILL)
 		s.Close()
-		out.timedOut = true
-		out.code = -1
-		return out, fmt.Errorf("timed out after %s and did not return (killed)", rc.timeout)
+		return nil, true, fmt.Errorf("timed out after %s and did not return (killed)", timeout)
 	}
-	out.stdout, out.stderr = stdout.Bytes(), stderr.Bytes()
+}
+
+// exitOf fills in out's exit code from Wait's error, and whether the
+// command ran into its timeout (it ran for took).
+func (c *conn) exitOf(out execOut, waitErr error, timeout, took time.Duration) (execOut, error) {
 	var ee *xssh.ExitError
 	switch {
-	case err == nil:
-	case errors.As(err, &ee):
+	case waitErr == nil:
+	case errors.As(waitErr, &ee):
 		out.code = ee.ExitStatus()
 	default:
 		out.code = -1
-		return out, c.opErr(fmt.Errorf("remote command: %w", err))
+		return out, c.opErr(fmt.Errorf("remote command: %w", waitErr))
 	}
 	// coreutils timeout exits 124 after SIGTERM, 137 after SIGKILL.
-	if rc.timeout > 0 && (out.code == 124 || out.code == 137) && time.Since(start) >= rc.timeout {
+	if timeout > 0 && (out.code == 124 || out.code == 137) && took >= timeout {
 		out.timedOut = true
 	}
 	return out, nil
@@ -213,4 +231,21 @@ func sudoRefusal(user, host string, stderr []byte) error {
 		return fmt.Errorf("sudo is not installed on %s (install it, or connect as root)", host)
 	}
 	return nil
+}
+
+// refusal is sudoRefusal for a command rc that ran under sudo and failed;
+// nil for any other.
+func (h *host) refusal(rc remoteCmd, out execOut) error {
+	if !rc.sudo || out.code == 0 {
+		return nil
+	}
+	return sudoRefusal(h.user, h.name, out.stderr)
+}
+
+// label is how the journal names rc, given how its command reads.
+func (rc remoteCmd) label(desc string) string {
+	if rc.sudo {
+		return "sudo " + desc
+	}
+	return desc
 }

@@ -45,31 +45,6 @@ func checkPath(p string) error {
 
 func parentDir(p string) string { return path.Dir(path.Clean(p)) }
 
-func describePath(p string, sudo bool) string {
-	if sudo {
-		return p + " (sudo)"
-	}
-	return p
-}
-
-// statPath stats p with owner and group names; nil when missing.
-func (h *host) statPath(ctx context.Context, p string, sudo, follow bool) (*fileInfo, error) {
-	if sudo {
-		pr, err := h.shellProbe(ctx, p, -1, -1, follow)
-		return pr.info, err
-	}
-	info, err := h.sftpStat(p, !follow)
-	if err != nil || info == nil {
-		return nil, err
-	}
-	return info, h.fillNames(ctx, info)
-}
-
-func (h *host) pathExists(ctx context.Context, p string, sudo bool) (bool, error) {
-	info, err := h.statPath(ctx, p, sudo, true)
-	return info != nil, err
-}
-
 // fnError carries an error of a Starlark callback through the journal, so
 // the script sees it with its own backtrace.
 type fnError struct{ err error }
@@ -80,59 +55,13 @@ func (e *fnError) Unwrap() error { return e.err }
 // writeFile is put and edit: plan computes the wanted file from the live
 // one; Check compares (reads only) and reports the diff, Apply writes
 // atomically.
-func (h *host) writeFile(thread *starlark.Thread, b *starlark.Builtin, kind, p string, sudo bool, limit, sumSize int64,
+func (h *host) writeFile(thread *starlark.Thread, b *starlark.Builtin, kind, p string, fsys remoteFS, limit, sumSize int64,
 	plan func(pr *probe) (*writeSpec, error)) (starlark.Value, error) {
-	var pr probe
-	var w *writeSpec
-	var ch journal.Change
+	fw := &fileWrite{h: h, fs: fsys, p: p, limit: limit, sumSize: sumSize, plan: plan}
 	// With sudo, the probe's root shell stays open for the write (one sudo
 	// per changed file, not two); it ends here unless it wrote.
-	var ed *shellEdit
-	defer func() { ed.close() }()
-	out, err := h.do(thread, journal.Op{
-		Kind: kind, Desc: describePath(p, sudo), Write: true,
-		Check: func(ctx context.Context) (journal.Change, error) {
-			var err error
-			if sudo {
-				ed, pr, err = h.shellEditProbe(ctx, p, limit, sumSize)
-			} else {
-				pr, err = h.sftpProbe(ctx, p, limit, sumSize)
-			}
-			if err != nil {
-				return journal.Change{}, err
-			}
-			if pr.info != nil && !pr.info.isRegular {
-				return journal.Change{}, fmt.Errorf("%s exists and is not a regular file", p)
-			}
-			if w, err = plan(&pr); err != nil {
-				return journal.Change{}, err
-			}
-			ch, err = h.compare(ctx, p, sudo, &pr, w)
-			if err == nil && ed != nil && ed.helper {
-				note := "via " + HostsHelperPath + ": the laptop sudo rule"
-				if ch.Note != "" {
-					note = ch.Note + "; " + note
-				}
-				ch.Note = note
-			}
-			return ch, err
-		},
-		Apply: func(ctx context.Context) (journal.Change, error) {
-			if pr.dirMissing {
-				return journal.Change{}, fmt.Errorf("%s: directory %s does not exist (create it with host.mkdir)", p, parentDir(p))
-			}
-			var err error
-			if sudo {
-				err = ed.write(ctx, p, pr.info, w)
-			} else {
-				err = h.sftpWrite(ctx, p, &pr, w)
-			}
-			if err != nil {
-				return journal.Change{}, err
-			}
-			return ch, nil
-		},
-	})
+	defer fw.close()
+	out, err := h.do(thread, journal.Op{Kind: kind, Desc: fsys.describe(p), Write: true, Check: fw.check, Apply: fw.apply})
 	if err != nil {
 		var fe *fnError
 		if errors.As(err, &fe) {
@@ -143,30 +72,63 @@ func (h *host) writeFile(thread *starlark.Thread, b *starlark.Builtin, kind, p s
 	return starlark.Bool(out.Changed), nil
 }
 
+// fileWrite is one put or edit, from its Check to its Apply.
+type fileWrite struct {
+	h              *host
+	fs             remoteFS
+	p              string
+	limit, sumSize int64
+	plan           func(pr *probe) (*writeSpec, error)
+
+	ed fileEdit // the probed file, waiting for the write
+	pr probe
+	w  *writeSpec
+	ch journal.Change
+}
+
+// check probes the file, plans the wanted one and compares them.
+func (fw *fileWrite) check(ctx context.Context) (journal.Change, error) {
+	var err error
+	if fw.ed, fw.pr, err = fw.fs.openEdit(ctx, fw.p, fw.limit, fw.sumSize); err != nil {
+		return journal.Change{}, err
+	}
+	if fw.pr.info != nil && !fw.pr.info.isRegular {
+		return journal.Change{}, fmt.Errorf("%s exists and is not a regular file", fw.p)
+	}
+	if fw.w, err = fw.plan(&fw.pr); err != nil {
+		return journal.Change{}, err
+	}
+	fw.ch, err = fw.h.compare(ctx, fw.fs, fw.p, &fw.pr, fw.w)
+	if note := fw.ed.note(); err == nil && note != "" {
+		if fw.ch.Note != "" {
+			note = fw.ch.Note + "; " + note
+		}
+		fw.ch.Note = note
+	}
+	return fw.ch, err
+}
+
+// apply writes the planned file.
+func (fw *fileWrite) apply(ctx context.Context) (journal.Change, error) {
+	if fw.pr.dirMissing {
+		return journal.Change{}, fmt.Errorf("%s: directory %s does not exist (create it with host.mkdir)", fw.p, parentDir(fw.p))
+	}
+	if err := fw.ed.write(ctx, fw.p, &fw.pr, fw.w); err != nil {
+		return journal.Change{}, err
+	}
+	return fw.ch, nil
+}
+
+func (fw *fileWrite) close() {
+	if fw.ed != nil {
+		fw.ed.close()
+	}
+}
+
 // compare says what writing w over the probed file would change.
-func (h *host) compare(ctx context.Context, p string, sudo bool, pr *probe, w *writeSpec) (journal.Change, error) {
+func (h *host) compare(ctx context.Context, fsys remoteFS, p string, pr *probe, w *writeSpec) (journal.Change, error) {
 	if pr.info == nil {
-		ch := journal.Change{Changed: true, Diff: contentDiff(p, pr, w), Note: "new file", Pre: "absent"}
-		isDir := pr.dirExists
-		if !pr.dirKnown {
-			// Only whether it is a directory matters: no owner names.
-			var dir *fileInfo
-			var err error
-			if sudo {
-				dir, err = h.statPath(ctx, parentDir(p), sudo, true)
-			} else {
-				dir, err = h.sftpStat(parentDir(p), false)
-			}
-			if err != nil {
-				return ch, err
-			}
-			isDir = dir != nil && dir.isDir
-		}
-		if !isDir {
-			pr.dirMissing = true
-			ch.Note = "directory " + parentDir(p) + " does not exist"
-		}
-		return ch, nil
+		return compareNew(ctx, fsys, p, pr, w)
 	}
 	same := false
 	switch {
@@ -176,29 +138,9 @@ func (h *host) compare(ctx context.Context, p string, sudo bool, pr *probe, w *w
 		sum := sha256.Sum256(w.content)
 		same = pr.sum == hex.EncodeToString(sum[:])
 	}
-	var notes []string
-	if pr.info.mode != w.mode {
-		notes = append(notes, fmt.Sprintf("mode %s → %s", octal(pr.info.mode), octal(w.mode)))
-	}
-	for _, g := range []bool{false, true} {
-		want := w.owner
-		if g {
-			want = w.group
-		}
-		ok, err := h.idMatches(ctx, pr.info, g, want)
-		if err != nil {
-			return journal.Change{}, err
-		}
-		if !ok {
-			if err := h.fillNames(ctx, pr.info); err != nil && !sudo {
-				return journal.Change{}, err
-			}
-			was, what := pr.info.owner, "owner"
-			if g {
-				was, what = pr.info.group, "group"
-			}
-			notes = append(notes, fmt.Sprintf("%s %s → %s", what, was, want))
-		}
+	notes, err := h.attrNotes(ctx, fsys, pr.info, w.mode, w.owner, w.group)
+	if err != nil {
+		return journal.Change{}, err
 	}
 	ch := journal.Change{Changed: !same || len(notes) > 0, Note: strings.Join(notes, ", ")}
 	switch {
@@ -212,6 +154,54 @@ func (h *host) compare(ctx context.Context, p string, sudo bool, pr *probe, w *w
 		ch.Diff = contentDiff(p, pr, w)
 	}
 	return ch, nil
+}
+
+// compareNew is compare for a missing file, which needs its directory.
+func compareNew(ctx context.Context, fsys remoteFS, p string, pr *probe, w *writeSpec) (journal.Change, error) {
+	ch := journal.Change{Changed: true, Diff: contentDiff(p, pr, w), Note: "new file", Pre: "absent"}
+	isDir := pr.dirExists
+	if !pr.dirKnown {
+		var err error
+		if isDir, err = fsys.isDir(ctx, parentDir(p)); err != nil {
+			return ch, err
+		}
+	}
+	if !isDir {
+		pr.dirMissing = true
+		ch.Note = "directory " + parentDir(p) + " does not exist"
+	}
+	return ch, nil
+}
+
+// attrNotes are the changes of mode, owner and group ("": any) from info,
+// for put, edit and mkdir: "mode 0644 → 0600", "owner root → mno".
+func (h *host) attrNotes(ctx context.Context, fsys remoteFS, info *fileInfo, mode uint32, owner, group string) ([]string, error) {
+	var notes []string
+	if info.mode != mode {
+		notes = append(notes, fmt.Sprintf("mode %s → %s", octal(info.mode), octal(mode)))
+	}
+	for _, g := range []bool{false, true} {
+		want := owner
+		if g {
+			want = group
+		}
+		ok, err := h.idMatches(ctx, info, g, want)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			continue
+		}
+		if err := fsys.names(ctx, info); err != nil {
+			return nil, err
+		}
+		was, what := info.owner, "owner"
+		if g {
+			was, what = info.group, "group"
+		}
+		notes = append(notes, fmt.Sprintf("%s %s → %s", what, was, want))
+	}
+	return notes, nil
 }
 
 // contentDiff is the unified diff from the probed content to w's; secret
@@ -254,7 +244,7 @@ func hostPut(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, 
 		mode.M = 0o644
 	}
 	w := &writeSpec{content: []byte(text), secret: isSecret, mode: mode.M, owner: owner.s, group: group.s}
-	return h.writeFile(thread, b, "put", p, sudo, compareLimit, int64(len(w.content)),
+	return h.writeFile(thread, b, "put", p, h.fs(sudo), compareLimit, int64(len(w.content)),
 		func(*probe) (*writeSpec, error) { return w, nil })
 }
 
@@ -274,7 +264,7 @@ func hostEdit(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple,
 	if err := checkPath(p); err != nil {
 		return nil, h.errorf(b, "%v", err)
 	}
-	return h.writeFile(thread, b, "edit", p, sudo, noLimit, -1, func(pr *probe) (*writeSpec, error) {
+	return h.writeFile(thread, b, "edit", p, h.fs(sudo), noLimit, -1, func(pr *probe) (*writeSpec, error) {
 		old := ""
 		w := &writeSpec{mode: 0o644}
 		if pr.info != nil {
@@ -312,29 +302,15 @@ func hostGet(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, 
 	if err := checkPath(p); err != nil {
 		return nil, h.errorf(b, "%v", err)
 	}
+	fsys := h.fs(sudo)
 	var data []byte
 	var missing bool
 	_, err := h.do(thread, journal.Op{
-		Kind: "get", Desc: describePath(p, sudo),
+		Kind: "get", Desc: fsys.describe(p),
 		Apply: func(ctx context.Context) (journal.Change, error) {
-			if sudo {
-				pr, err := h.shellProbe(ctx, p, noLimit, -1, true)
-				if err != nil {
-					return journal.Change{}, err
-				}
-				switch {
-				case pr.info == nil:
-					missing = true
-				case !pr.info.isRegular:
-					return journal.Change{}, fmt.Errorf("%s is not a regular file", p)
-				default:
-					data = pr.content
-				}
-			} else {
-				var err error
-				if data, missing, err = h.sftpRead(p); err != nil {
-					return journal.Change{}, err
-				}
+			var err error
+			if data, missing, err = fsys.read(ctx, p); err != nil {
+				return journal.Change{}, err
 			}
 			if missing {
 				if !missingOK {

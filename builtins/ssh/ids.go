@@ -32,7 +32,7 @@ func (h *host) idTable() *idCache {
 	t := &idCache{}
 	for i, file := range []string{"/etc/passwd", "/etc/group"} {
 		t.byName[i], t.byID[i] = map[string]int{}, map[int]string{}
-		data, _, err := h.sftpRead(file)
+		data, _, err := sftpFS{h}.readAll(file)
 		if err != nil {
 			continue
 		}

@@ -51,52 +51,80 @@ func connect(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, 
 		return nil, err
 	}
 	idFiles, err := identityFiles(identityV)
+	if err == nil {
+		err = checkConnect(address, user, port, timeout.D)
+	}
 	if err != nil {
 		return nil, starkit.Errorf(b.Name(), "%v", err)
-	}
-	if err := checkAddress(address); err != nil {
-		return nil, starkit.Errorf(b.Name(), "%v", err)
-	}
-	if user == "" || strings.ContainsAny(user, "@ \t\n") {
-		return nil, starkit.Errorf(b.Name(), "invalid user %q", user)
-	}
-	if port < 1 || port > 65535 {
-		return nil, starkit.Errorf(b.Name(), "invalid port %d", port)
-	}
-	if timeout.D <= 0 {
-		return nil, starkit.Errorf(b.Name(), "timeout must be positive")
 	}
 	if name == "" {
 		name = address
 	}
 	r := runctx.From(thread)
 	policy := &hostKeyPolicy{knownHosts: knownHostsFile(r.Config), acceptNew: acceptNew}
-	switch v := hostKeyV.(type) {
+	if err := pinHostKey(policy, hostKeyV, name); err != nil {
+		return nil, starkit.Errorf(b.Name(), "%v", err)
+	}
+	jump, ok := jumpV.(*host)
+	if _, none := jumpV.(starlark.NoneType); !ok && !none {
+		return nil, starkit.Errorf(b.Name(), "jump: got %s, want a host from ssh.connect", jumpV.Type())
+	}
+	hp := hostport(address, port)
+	key, desc := connKey(user, hp, idFiles, jump)
+	co := &connectOp{thread: thread, r: r, pool: poolOf(r), name: name, key: key, idFiles: idFiles, policy: policy,
+		spec: dialSpec{user: user, hostport: hp, timeout: timeout.D, policy: policy, quickAck: true}}
+	if jump != nil {
+		co.spec.jump = jump.c
+	}
+	_, err = r.Journal.Do(r.Ctx, journal.Op{
+		Target: name, Kind: "connect", Desc: desc, Pos: starkit.CallerPos(thread), Apply: co.apply,
+	})
+	if err != nil {
+		return nil, starkit.Errorf(b.Name(), "%s: %w", name, err)
+	}
+	return &host{name: name, address: address, user: user, port: port, c: co.c, run: r}, nil
+}
+
+// checkConnect checks connect's address, user, port and timeout.
+func checkConnect(address, user string, port int, timeout time.Duration) error {
+	if err := checkAddress(address); err != nil {
+		return err
+	}
+	if user == "" || strings.ContainsAny(user, "@ \t\n") {
+		return fmt.Errorf("invalid user %q", user)
+	}
+	if port < 1 || port > 65535 {
+		return fmt.Errorf("invalid port %d", port)
+	}
+	if timeout <= 0 {
+		return fmt.Errorf("timeout must be positive")
+	}
+	return nil
+}
+
+// pinHostKey sets policy's pin from connect's host_key= (None or "": no
+// pin).
+func pinHostKey(policy *hostKeyPolicy, v starlark.Value, name string) error {
+	switch v := v.(type) {
 	case starlark.NoneType:
 	case starlark.String:
 		if strings.TrimSpace(string(v)) != "" {
 			k, fp, err := parsePin(string(v))
 			if err != nil {
-				return nil, starkit.Errorf(b.Name(), "%s: %v", name, err)
+				return fmt.Errorf("%s: %v", name, err)
 			}
 			policy.pinKey, policy.pinFP = k, fp
 		}
 	default:
-		return nil, starkit.Errorf(b.Name(), "host_key: got %s, want string or None", hostKeyV.Type())
+		return fmt.Errorf("host_key: got %s, want string or None", v.Type())
 	}
-	var jump *host
-	switch v := jumpV.(type) {
-	case starlark.NoneType:
-	case *host:
-		jump = v
-	default:
-		return nil, starkit.Errorf(b.Name(), "jump: got %s, want a host from ssh.connect", jumpV.Type())
-	}
+	return nil
+}
 
-	p := poolOf(r)
-	hp := hostport(address, port)
-	key := user + "@" + hp
-	desc := key
+// connKey is the pool key of a connection and its journal description.
+func connKey(user, hp string, idFiles []string, jump *host) (key, desc string) {
+	key = user + "@" + hp
+	desc = key
 	if len(idFiles) > 0 {
 		// Another identity is another login: its own connection.
 		key += "\x00" + strings.Join(idFiles, "\x00")
@@ -105,52 +133,57 @@ func connect(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, 
 	if jump != nil {
 		desc += " via " + jump.name
 	}
-	var c *conn
-	_, err = r.Journal.Do(r.Ctx, journal.Op{
-		Target: name, Kind: "connect", Desc: desc, Pos: starkit.CallerPos(thread),
-		Apply: func(ctx context.Context) (journal.Change, error) {
-			id, err := p.identity()
-			if len(idFiles) > 0 {
-				id, err = p.identityFiles(idFiles)
-			}
-			if err != nil {
-				return journal.Change{}, err
-			}
-			ka, err := p.keepalive()
-			if err != nil {
-				return journal.Change{}, err
-			}
-			spec := dialSpec{user: user, hostport: hp, timeout: timeout.D, policy: policy, id: id, keepalive: ka, quickAck: true}
-			if jump != nil {
-				spec.jump = jump.c
-			}
-			var recorded, reused bool
-			c, recorded, reused, err = p.get(ctx, key, func() (*conn, bool, error) { return dial(ctx, r.Ctx, spec) })
-			if err != nil {
-				return journal.Change{}, err
-			}
-			if reused {
-				// The connection was verified against another connect's
-				// policy; this one's must hold too.
-				if recorded, err = policy.verify(hp, c.hostKey); err != nil {
-					return journal.Change{}, err
-				}
-			}
-			if recorded {
-				r.Journal.Log(starkit.CallerPos(thread), fmt.Sprintf("[%s] host key %s %s recorded in %s",
-					name, c.hostKey.Type(), fingerprint(c.hostKey), policy.knownHosts))
-				return journal.Change{Note: "host key recorded"}, nil
-			}
-			if reused {
-				return journal.Change{Note: "reused"}, nil
-			}
-			return journal.Change{}, nil
-		},
-	})
-	if err != nil {
-		return nil, starkit.Errorf(b.Name(), "%s: %w", name, err)
+	return key, desc
+}
+
+// connectOp is the effect of one connect: a connection from the pool,
+// dialled when the pool has none.
+type connectOp struct {
+	thread  *starlark.Thread
+	r       *runctx.Run
+	pool    *pool
+	name    string
+	key     string
+	idFiles []string
+	policy  *hostKeyPolicy
+	spec    dialSpec // without identity and keepalive, which apply fills in
+	c       *conn
+}
+
+func (co *connectOp) apply(ctx context.Context) (journal.Change, error) {
+	p, spec := co.pool, co.spec
+	id, err := p.identity()
+	if len(co.idFiles) > 0 {
+		id, err = p.identityFiles(co.idFiles)
 	}
-	return &host{name: name, address: address, user: user, port: port, c: c, run: r}, nil
+	if err != nil {
+		return journal.Change{}, err
+	}
+	if spec.keepalive, err = p.keepalive(); err != nil {
+		return journal.Change{}, err
+	}
+	spec.id = id
+	var recorded, reused bool
+	co.c, recorded, reused, err = p.get(ctx, co.key, func() (*conn, bool, error) { return dial(ctx, co.r.Ctx, spec) })
+	if err != nil {
+		return journal.Change{}, err
+	}
+	if reused {
+		// The connection was verified against another connect's
+		// policy; this one's must hold too.
+		if recorded, err = co.policy.verify(spec.hostport, co.c.hostKey); err != nil {
+			return journal.Change{}, err
+		}
+	}
+	if recorded {
+		co.r.Journal.Log(starkit.CallerPos(co.thread), fmt.Sprintf("[%s] host key %s %s recorded in %s",
+			co.name, co.c.hostKey.Type(), fingerprint(co.c.hostKey), co.policy.knownHosts))
+		return journal.Change{Note: "host key recorded"}, nil
+	}
+	if reused {
+		return journal.Change{Note: "reused"}, nil
+	}
+	return journal.Change{}, nil
 }
 
 // identityFiles unpacks connect's identity=: None (the control plane

@@ -3,7 +3,6 @@ package ssh
 import (
 	"context"
 	"fmt"
-	"os"
 	"strings"
 
 	"go.starlark.net/starlark"
@@ -38,12 +37,13 @@ func statOp(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, k
 	if err := checkPath(p); err != nil {
 		return nil, h.errorf(b, "%v", err)
 	}
+	fsys := h.fs(sudo)
 	var info *fileInfo
 	_, err := h.do(thread, journal.Op{
-		Kind: "stat", Desc: describePath(p, sudo),
+		Kind: "stat", Desc: fsys.describe(p),
 		Apply: func(ctx context.Context) (journal.Change, error) {
 			var err error
-			info, err = h.statPath(ctx, p, sudo, true)
+			info, err = fsys.stat(ctx, p, true)
 			if err == nil && info == nil {
 				return journal.Change{Note: "missing"}, nil
 			}
@@ -93,67 +93,15 @@ func hostMkdir(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple
 	if !mode.Set {
 		mode.M = 0o755
 	}
+	fsys := h.fs(sudo)
 	out, err := h.do(thread, journal.Op{
-		Kind: "mkdir", Desc: describePath(p, sudo), Write: true,
+		Kind: "mkdir", Desc: fsys.describe(p), Write: true,
 		Check: func(ctx context.Context) (journal.Change, error) {
-			info, err := h.statPath(ctx, p, sudo, true)
-			if err != nil {
-				return journal.Change{}, err
-			}
-			if info == nil {
-				return journal.Change{Changed: true, Note: "new directory " + octal(mode.M)}, nil
-			}
-			if !info.isDir {
-				return journal.Change{}, fmt.Errorf("%s exists and is not a directory", p)
-			}
-			var notes []string
-			if info.mode != mode.M {
-				notes = append(notes, fmt.Sprintf("mode %s → %s", octal(info.mode), octal(mode.M)))
-			}
-			for _, g := range []bool{false, true} {
-				want, was, what := owner.s, info.owner, "owner"
-				if g {
-					want, was, what = group.s, info.group, "group"
-				}
-				ok, err := h.idMatches(ctx, info, g, want)
-				if err != nil {
-					return journal.Change{}, err
-				}
-				if !ok {
-					notes = append(notes, fmt.Sprintf("%s %s → %s", what, was, want))
-				}
-			}
-			return journal.Change{Changed: len(notes) > 0, Note: strings.Join(notes, ", ")}, nil
+			return h.mkdirChange(ctx, fsys, p, mode.M, owner.s, group.s)
 		},
 		Apply: func(ctx context.Context) (journal.Change, error) {
-			if sudo {
-				out, err := h.script(ctx, true, mkdirScript, nil, p, octal(mode.M), owner.s, group.s)
-				if err != nil {
-					return journal.Change{}, err
-				}
-				if out.code != 0 {
-					return journal.Change{}, scriptErr("mkdir "+p, out)
-				}
-				return journal.Change{Changed: true}, nil
-			}
-			cl, err := h.c.sftpClient()
-			if err != nil {
+			if err := fsys.mkdir(ctx, p, mode.M, owner.s, group.s); err != nil {
 				return journal.Change{}, err
-			}
-			if err := cl.MkdirAll(p); err != nil {
-				return journal.Change{}, h.fsErr("mkdir", p, err)
-			}
-			if owner.s != "" || group.s != "" {
-				uid, gid, err := h.wantIDs(ctx, nil, owner.s, group.s)
-				if err != nil {
-					return journal.Change{}, err
-				}
-				if err := cl.Chown(p, uid, gid); err != nil {
-					return journal.Change{}, h.ownerErr(p, &writeSpec{owner: owner.s, group: group.s}, err)
-				}
-			}
-			if err := cl.Chmod(p, os.FileMode(mode.M&0o777)|setBits(mode.M)); err != nil {
-				return journal.Change{}, h.fsErr("chmod", p, err)
 			}
 			return journal.Change{Changed: true}, nil
 		},
@@ -162,6 +110,26 @@ func hostMkdir(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple
 		return nil, h.wrap(b, err)
 	}
 	return starlark.Bool(out.Changed), nil
+}
+
+// mkdirChange says what making directory p with mode, owner and group
+// would change.
+func (h *host) mkdirChange(ctx context.Context, fsys remoteFS, p string, mode uint32, owner, group string) (journal.Change, error) {
+	info, err := fsys.stat(ctx, p, true)
+	if err != nil {
+		return journal.Change{}, err
+	}
+	if info == nil {
+		return journal.Change{Changed: true, Note: "new directory " + octal(mode)}, nil
+	}
+	if !info.isDir {
+		return journal.Change{}, fmt.Errorf("%s exists and is not a directory", p)
+	}
+	notes, err := h.attrNotes(ctx, fsys, info, mode, owner, group)
+	if err != nil {
+		return journal.Change{}, err
+	}
+	return journal.Change{Changed: len(notes) > 0, Note: strings.Join(notes, ", ")}, nil
 }
 
 func hostRemove(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
@@ -180,70 +148,19 @@ func hostRemove(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tupl
 	if strings.Trim(p, "/") == "" {
 		return nil, h.errorf(b, "refusing to remove /")
 	}
+	fsys := h.fs(sudo)
 	what := "file"
 	out, err := h.do(thread, journal.Op{
-		Kind: "remove", Desc: describePath(p, sudo), Write: true,
+		Kind: "remove", Desc: fsys.describe(p), Write: true,
 		Check: func(ctx context.Context) (journal.Change, error) {
-			var pr probe
+			var ch journal.Change
 			var err error
-			if sudo {
-				pr, err = h.shellProbe(ctx, p, compareLimit, -1, false)
-			} else {
-				pr.info, err = h.sftpStat(p, true)
-				if err == nil && pr.info != nil && pr.info.isRegular && pr.info.size <= compareLimit {
-					pr.content, _, err = h.sftpRead(p)
-					pr.full = err == nil
-				}
-			}
-			if err != nil {
-				return journal.Change{}, err
-			}
-			switch {
-			case pr.info == nil:
-				return journal.Change{}, nil
-			case pr.info.isDir:
-				what = "dir"
-				if recursive {
-					what = "tree"
-					return journal.Change{Changed: true, Note: "directory and everything in it"}, nil
-				}
-				empty, err := h.dirEmpty(ctx, p, sudo)
-				if err != nil {
-					return journal.Change{}, err
-				}
-				if !empty {
-					return journal.Change{}, fmt.Errorf("%s is a directory that is not empty (pass recursive=True)", p)
-				}
-				return journal.Change{Changed: true, Note: "empty directory"}, nil
-			case pr.info.isLink:
-				return journal.Change{Changed: true, Note: "symlink"}, nil
-			case !pr.info.isRegular:
-				return journal.Change{Changed: true, Note: "special file"}, nil
-			}
-			return journal.Change{Changed: true, Diff: contentDiff(p, &pr, &writeSpec{})}, nil
+			ch, what, err = removeChange(ctx, fsys, p, recursive)
+			return ch, err
 		},
 		Apply: func(ctx context.Context) (journal.Change, error) {
-			if sudo || what == "tree" {
-				out, err := h.script(ctx, sudo, removeScript, nil, p, what)
-				if err != nil {
-					return journal.Change{}, err
-				}
-				if out.code != 0 {
-					return journal.Change{}, removeErr(p, what, scriptErr("remove "+p, out))
-				}
-				return journal.Change{Changed: true}, nil
-			}
-			cl, err := h.c.sftpClient()
-			if err != nil {
+			if err := fsys.remove(ctx, p, what); err != nil {
 				return journal.Change{}, err
-			}
-			if what == "dir" {
-				err = cl.RemoveDirectory(p)
-			} else {
-				err = cl.Remove(p)
-			}
-			if err != nil {
-				return journal.Change{}, removeErr(p, what, h.fsErr("remove", p, err))
 			}
 			return journal.Change{Changed: true}, nil
 		},
@@ -254,24 +171,33 @@ func hostRemove(thread *starlark.Thread, b *starlark.Builtin, args starlark.Tupl
 	return starlark.Bool(out.Changed), nil
 }
 
-// dirEmpty reports whether directory p has no entries.
-func (h *host) dirEmpty(ctx context.Context, p string, sudo bool) (bool, error) {
-	if sudo {
-		out, err := h.script(ctx, true, `[ -z "$(ls -A -- "$1")" ]`, nil, p)
+// removeChange says what removing p would change, and how to remove it
+// (what: "file", "dir" or "tree").
+func removeChange(ctx context.Context, fsys remoteFS, p string, recursive bool) (journal.Change, string, error) {
+	pr, err := fsys.lprobe(ctx, p, compareLimit)
+	if err != nil {
+		return journal.Change{}, "file", err
+	}
+	switch {
+	case pr.info == nil:
+		return journal.Change{}, "file", nil
+	case pr.info.isDir && recursive:
+		return journal.Change{Changed: true, Note: "directory and everything in it"}, "tree", nil
+	case pr.info.isDir:
+		empty, err := fsys.dirEmpty(ctx, p)
 		if err != nil {
-			return false, err
+			return journal.Change{}, "dir", err
 		}
-		return out.code == 0, nil
+		if !empty {
+			return journal.Change{}, "dir", fmt.Errorf("%s is a directory that is not empty (pass recursive=True)", p)
+		}
+		return journal.Change{Changed: true, Note: "empty directory"}, "dir", nil
+	case pr.info.isLink:
+		return journal.Change{Changed: true, Note: "symlink"}, "file", nil
+	case !pr.info.isRegular:
+		return journal.Change{Changed: true, Note: "special file"}, "file", nil
 	}
-	cl, err := h.c.sftpClient()
-	if err != nil {
-		return false, err
-	}
-	ents, err := cl.ReadDir(p)
-	if err != nil {
-		return false, h.fsErr("list", p, err)
-	}
-	return len(ents) == 0, nil
+	return journal.Change{Changed: true, Diff: contentDiff(p, &pr, &writeSpec{})}, "file", nil
 }
 
 func removeErr(p, what string, err error) error {

@@ -43,12 +43,12 @@ type dialing struct {
 }
 
 func poolOf(r *runctx.Run) *pool {
-	v, _ := r.Resource(poolKey{}, func() (any, error) {
+	p, _ := runctx.Resource(r, poolKey{}, func() (*pool, error) {
 		p := &pool{run: r, conns: map[string]*dialing{}}
 		r.OnClose(p.close)
 		return p, nil
 	})
-	return v.(*pool)
+	return p
 }
 
 // identity loads the control plane identity once per run.

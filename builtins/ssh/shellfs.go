@@ -145,19 +145,96 @@ dir) rmdir -- "$1" ;;
 tree) rm -rf -- "$1" ;;
 esac`
 
+// shellFS is the remoteFS of a call with sudo=True: the scripts above as
+// root (see remotefs.go).
+type shellFS struct{ *host }
+
+func (h shellFS) describe(p string) string { return p + " (sudo)" }
+
+func (h shellFS) stat(ctx context.Context, p string, follow bool) (*fileInfo, error) {
+	pr, err := h.probe(ctx, p, -1, -1, follow)
+	return pr.info, err
+}
+
+func (h shellFS) isDir(ctx context.Context, p string) (bool, error) {
+	info, err := h.stat(ctx, p, true)
+	return info != nil && info.isDir, err
+}
+
+func (h shellFS) read(ctx context.Context, p string) ([]byte, bool, error) {
+	pr, err := h.probe(ctx, p, noLimit, -1, true)
+	switch {
+	case err != nil:
+		return nil, false, err
+	case pr.info == nil:
+		return nil, true, nil
+	case !pr.info.isRegular:
+		return nil, false, fmt.Errorf("%s is not a regular file", p)
+	}
+	return pr.content, false, nil
+}
+
+func (h shellFS) lprobe(ctx context.Context, p string, limit int64) (probe, error) {
+	return h.probe(ctx, p, limit, -1, false)
+}
+
+func (h shellFS) openEdit(ctx context.Context, p string, limit, sumSize int64) (fileEdit, probe, error) {
+	e, pr, err := h.editProbe(ctx, p, limit, sumSize)
+	if err != nil {
+		return nil, pr, err
+	}
+	return e, pr, nil
+}
+
+// names is best effort: the stat has the names the host knows.
+func (h shellFS) names(ctx context.Context, info *fileInfo) error {
+	h.fillNames(ctx, info)
+	return nil
+}
+
+func (h shellFS) mkdir(ctx context.Context, p string, mode uint32, owner, group string) error {
+	out, err := h.script(ctx, true, mkdirScript, nil, p, octal(mode), owner, group)
+	if err != nil {
+		return err
+	}
+	if out.code != 0 {
+		return scriptErr("mkdir "+p, out)
+	}
+	return nil
+}
+
+func (h shellFS) remove(ctx context.Context, p, what string) error {
+	return runRemoveScript(ctx, h.host, true, p, what)
+}
+
+func (h shellFS) dirEmpty(ctx context.Context, p string) (bool, error) {
+	out, err := h.script(ctx, true, `[ -z "$(ls -A -- "$1")" ]`, nil, p)
+	if err != nil {
+		return false, err
+	}
+	return out.code == 0, nil
+}
+
+// runRemoveScript runs removeScript (as root when sudo).
+func runRemoveScript(ctx context.Context, h *host, sudo bool, p, what string) error {
+	out, err := h.script(ctx, sudo, removeScript, nil, p, what)
+	if err != nil {
+		return err
+	}
+	if out.code != 0 {
+		return removeErr(p, what, scriptErr("remove "+p, out))
+	}
+	return nil
+}
+
 // script runs a script (as root when sudo) with args and stdin.
 func (h *host) script(ctx context.Context, sudo bool, script string, stdin []byte, args ...string) (execOut, error) {
-	argv := append([]string{"/bin/sh", "-c", script, "sh"}, args...)
-	out, err := h.c.exec(ctx, remoteCmd{argv: argv, sudo: sudo, stdin: stdin})
+	rc := remoteCmd{argv: append([]string{"/bin/sh", "-c", script, "sh"}, args...), sudo: sudo, stdin: stdin}
+	out, err := h.c.exec(ctx, rc)
 	if err != nil {
 		return out, err
 	}
-	if out.code != 0 && sudo {
-		if err := sudoRefusal(h.user, h.name, out.stderr); err != nil {
-			return out, err
-		}
-	}
-	return out, nil
+	return out, h.refusal(rc, out)
 }
 
 func scriptErr(what string, out execOut) error {
@@ -168,8 +245,8 @@ func scriptErr(what string, out execOut) error {
 	return fmt.Errorf("%s: %s", what, msg)
 }
 
-// shellProbe is sftpProbe as root: one exec.
-func (h *host) shellProbe(ctx context.Context, p string, limit, sumSize int64, follow bool) (probe, error) {
+// probe is sftpFS.probe as root: one exec.
+func (h shellFS) probe(ctx context.Context, p string, limit, sumSize int64, follow bool) (probe, error) {
 	f := "0"
 	if follow {
 		f = "1"
@@ -244,7 +321,7 @@ func parseStat(line string) (*fileInfo, error) {
 // conn.park) when the connection has a parked slot free; otherwise it ends
 // after the probe and write starts a fresh one.
 type shellEdit struct {
-	h       *host
+	h       shellFS
 	s       *xssh.Session
 	release func()
 	stdin   io.WriteCloser
@@ -260,11 +337,10 @@ type sudoRefused struct{ err error }
 func (e *sudoRefused) Error() string { return e.err.Error() }
 func (e *sudoRefused) Unwrap() error { return e.err }
 
-// shellEditProbe is shellProbe (following symlinks) that keeps the root
-// shell for the write when it can: then a changed file costs one sudo
-// instead of two. The caller must close the returned shellEdit (unless it
-// wrote).
-func (h *host) shellEditProbe(ctx context.Context, p string, limit, sumSize int64) (*shellEdit, probe, error) {
+// editProbe is probe (following symlinks) that keeps the root shell for the
+// write when it can: then a changed file costs one sudo instead of two. The
+// caller must close the returned shellEdit (unless it wrote).
+func (h shellFS) editProbe(ctx context.Context, p string, limit, sumSize int64) (*shellEdit, probe, error) {
 	e, pr, err := h.startEdit(ctx, p, limit, sumSize)
 	if err != nil {
 		return nil, probe{}, err
@@ -279,7 +355,7 @@ func (h *host) shellEditProbe(ctx context.Context, p string, limit, sumSize int6
 }
 
 // startEdit starts editScript and reads its probe.
-func (h *host) startEdit(ctx context.Context, p string, limit, sumSize int64) (*shellEdit, probe, error) {
+func (h shellFS) startEdit(ctx context.Context, p string, limit, sumSize int64) (*shellEdit, probe, error) {
 	helper := p == "/etc/hosts" && h.c.hostsHelper.Load()
 	e, pr, err := h.startEditVia(ctx, p, limit, sumSize, helper)
 	if err != nil && !helper && p == "/etc/hosts" && errors.As(err, new(*sudoRefused)) {
@@ -298,20 +374,48 @@ func (h *host) startEdit(ctx context.Context, p string, limit, sumSize int64) (*
 
 // startEditVia starts editScript, or the laptop rule's helper, and reads its
 // probe.
-func (h *host) startEditVia(ctx context.Context, p string, limit, sumSize int64, helper bool) (*shellEdit, probe, error) {
+func (h shellFS) startEditVia(ctx context.Context, p string, limit, sumSize int64, helper bool) (*shellEdit, probe, error) {
 	marker := "mno-probe-end-" + randomSuffix() + randomSuffix()
-	lim, sum := strconv.FormatInt(limit, 10), strconv.FormatInt(sumSize, 10)
-	line, _, err := remoteCmd{argv: []string{"/bin/sh", "-c", editScript, "sh", p, lim, sum, marker}, sudo: true}.build()
+	line, first, err := editCommand(p, limit, sumSize, marker, helper)
 	if err != nil {
 		return nil, probe{}, err
 	}
-	var first string
+	e, stdout, err := h.startShell(ctx, line, first, helper)
+	if err != nil {
+		return nil, probe{}, err
+	}
+	// Read up to the marker, after which the shell waits on stdin.
+	end := []byte("\n" + marker + "\n")
+	out, complete := readToMarker(stdout, end)
+	if !complete {
+		return nil, probe{}, e.probeFailed(ctx, p)
+	}
+	pr, err := parseProbe(p, out[:len(out)-len(end)], limit)
+	if err != nil {
+		e.close()
+		return nil, probe{}, err
+	}
+	return e, pr, nil
+}
+
+// editCommand is the command line of an edit, and what it is sent on stdin
+// first (the helper's arguments).
+func editCommand(p string, limit, sumSize int64, marker string, helper bool) (line, first string, err error) {
+	lim, sum := strconv.FormatInt(limit, 10), strconv.FormatInt(sumSize, 10)
 	if helper {
 		line, first = helperLine(lim, sum, marker)
+		return line, first, nil
 	}
+	line, _, err = remoteCmd{argv: []string{"/bin/sh", "-c", editScript, "sh", p, lim, sum, marker}, sudo: true}.build()
+	return line, "", err
+}
+
+// startShell starts line on a new session, sends first on its stdin, and
+// returns the shellEdit and its stdout; cancelling ctx kills it.
+func (h shellFS) startShell(ctx context.Context, line, first string, helper bool) (*shellEdit, io.Reader, error) {
 	s, release, err := h.c.session(ctx)
 	if err != nil {
-		return nil, probe{}, err
+		return nil, nil, err
 	}
 	e := &shellEdit{h: h, s: s, release: release, helper: helper}
 	s.Stderr = &e.stderr
@@ -327,47 +431,45 @@ func (h *host) startEditVia(ctx context.Context, p string, limit, sumSize int64,
 	}
 	if err != nil {
 		release()
-		return nil, probe{}, h.c.opErr(err)
+		return nil, nil, h.c.opErr(err)
 	}
 	e.stop = context.AfterFunc(ctx, func() {
 		s.Signal(xssh.SIGKILL)
 		s.Close()
 	})
-	// Read up to the marker, after which the shell waits on stdin.
-	end := []byte("\n" + marker + "\n")
+	return e, stdout, nil
+}
+
+// readToMarker reads r until what it read ends with end (complete) or r
+// ends.
+func readToMarker(r io.Reader, end []byte) (out []byte, complete bool) {
 	var buf bytes.Buffer
 	chunk := make([]byte, 32<<10)
-	complete := false
 	for {
-		n, rerr := stdout.Read(chunk)
+		n, rerr := r.Read(chunk)
 		buf.Write(chunk[:n])
 		if bytes.HasSuffix(buf.Bytes(), end) {
-			complete = true
-			break
+			return buf.Bytes(), true
 		}
 		if rerr != nil {
-			break
+			return buf.Bytes(), false
 		}
 	}
-	if !complete {
-		out, err := e.wait(ctx)
-		if err != nil {
-			return nil, probe{}, err
-		}
-		if err := sudoRefusal(h.user, h.name, out.stderr); err != nil {
-			return nil, probe{}, &sudoRefused{err}
-		}
-		if out.code == 0 {
-			out.code = -1
-		}
-		return nil, probe{}, scriptErr("stat "+p, out)
-	}
-	pr, err := parseProbe(p, buf.Bytes()[:buf.Len()-len(end)], limit)
+}
+
+// probeFailed is why a shell ended before its probe was complete.
+func (e *shellEdit) probeFailed(ctx context.Context, p string) error {
+	out, err := e.wait(ctx)
 	if err != nil {
-		e.close()
-		return nil, probe{}, err
+		return err
 	}
-	return e, pr, nil
+	if err := sudoRefusal(e.h.user, e.h.name, out.stderr); err != nil {
+		return &sudoRefused{err}
+	}
+	if out.code == 0 {
+		out.code = -1
+	}
+	return scriptErr("stat "+p, out)
 }
 
 // wait waits for the script's exit.
@@ -405,10 +507,18 @@ func (e *shellEdit) close() {
 	}()
 }
 
-// write is sftpWrite as root, on the probe's exec: content on stdin. old is
-// the probed file (nil: missing), whose owner and group a write keeps unless
-// w names others; passing them spares the script a stat.
-func (e *shellEdit) write(ctx context.Context, p string, old *fileInfo, w *writeSpec) error {
+// note says when the write goes through the laptop rule's helper.
+func (e *shellEdit) note() string {
+	if e.helper {
+		return "via " + HostsHelperPath + ": the laptop sudo rule"
+	}
+	return ""
+}
+
+// write is sftpFS.write as root, on the probe's exec: content on stdin. The
+// probed file's owner and group (pr.info; nil: missing) are kept unless w
+// names others; passing them spares the script a stat.
+func (e *shellEdit) write(ctx context.Context, p string, pr *probe, w *writeSpec) error {
 	if e.over {
 		// Not parked: its shell ended after the probe. A fresh one, whose
 		// probe (no content) goes unread.
@@ -418,26 +528,11 @@ func (e *shellEdit) write(ctx context.Context, p string, old *fileInfo, w *write
 		}
 		e = fresh
 	}
-	owner, group := w.owner, w.group
-	if strings.ContainsAny(owner+group, "\n") {
+	head, err := writeHead(p, pr.info, w)
+	if err != nil {
 		e.close()
-		return fmt.Errorf("%s: owner and group must not contain a newline", p)
+		return err
 	}
-	if old != nil {
-		if owner == "" {
-			owner = strconv.Itoa(old.uid)
-		}
-		if group == "" {
-			group = strconv.Itoa(old.gid)
-		}
-	}
-	// A mode without execute or special bits can come from the umask at
-	// creation, which spares a chmod.
-	umask := ""
-	if w.mode&0o7111 == 0 {
-		umask = "0" + strconv.FormatUint(uint64(0o666&^w.mode), 8)
-	}
-	head := strings.Join([]string{"write", octal(w.mode), owner, group, strconv.Itoa(len(w.content)), randomSuffix(), umask}, "\n") + "\n"
 	stdin := e.stdin
 	go func() {
 		// Errors here mean the script exited without reading all of its
@@ -460,4 +555,29 @@ func (e *shellEdit) write(ctx context.Context, p string, old *fileInfo, w *write
 		return scriptErr("writing "+p, out)
 	}
 	return nil
+}
+
+// writeHead is the lines editScript reads before the content: "write", the
+// mode, owner and group (old's when w names none), byte count, temporary
+// file suffix and umask.
+func writeHead(p string, old *fileInfo, w *writeSpec) (string, error) {
+	owner, group := w.owner, w.group
+	if strings.ContainsAny(owner+group, "\n") {
+		return "", fmt.Errorf("%s: owner and group must not contain a newline", p)
+	}
+	if old != nil {
+		if owner == "" {
+			owner = strconv.Itoa(old.uid)
+		}
+		if group == "" {
+			group = strconv.Itoa(old.gid)
+		}
+	}
+	// A mode without execute or special bits can come from the umask at
+	// creation, which spares a chmod.
+	umask := ""
+	if w.mode&0o7111 == 0 {
+		umask = "0" + strconv.FormatUint(uint64(0o666&^w.mode), 8)
+	}
+	return strings.Join([]string{"write", octal(w.mode), owner, group, strconv.Itoa(len(w.content)), randomSuffix(), umask}, "\n") + "\n", nil
 }

@@ -149,9 +149,13 @@ func (r *Run) Secret(value string) *secret.Secret {
 	return secret.New(value)
 }
 
-// Resource returns the per-run singleton for key, creating it once with
-// create. Errors are cached too, so a failing client is not retried per call.
-func (r *Run) Resource(key any, create func() (any, error)) (any, error) {
+// Resource returns the run's singleton of type T for key, creating it once
+// with create. Errors are cached too, so a failing client is not retried per
+// call. It is a function, not a method, because Go methods cannot have type
+// parameters. Each package keys its resources with an unexported type of its
+// own, so a key always holds the same T; a key used with two types is a bug
+// in mno, hence the panic.
+func Resource[T any](r *Run, key any, create func() (T, error)) (T, error) {
 	r.mu.Lock()
 	res, ok := r.resources[key]
 	if !ok {
@@ -160,7 +164,11 @@ func (r *Run) Resource(key any, create func() (any, error)) (any, error) {
 	}
 	r.mu.Unlock()
 	res.once.Do(func() { res.val, res.err = create() })
-	return res.val, res.err
+	v, ok := res.val.(T)
+	if !ok && res.val != nil {
+		panic(fmt.Sprintf("mno: run resource %T holds %T, not %T", key, res.val, v))
+	}
+	return v, res.err
 }
 
 // OnClose registers f to run when the run ends, in reverse order.

@@ -3,72 +3,119 @@ package ssh
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path"
-	"strconv"
 	"strings"
 	"sync"
-
-	"github.com/mno-sh/mno/internal/shellquote"
 
 	"github.com/pkg/sftp"
 )
 
-// Remote files are handled over SFTP as the login user, and through one
-// shell script per operation under `sudo -n` when sudo=True (SFTP cannot
-// change user).
+// sftpFS is the remoteFS of a call without sudo: SFTP as the login user
+// (see remotefs.go).
+type sftpFS struct{ *host }
 
-// compareLimit is the largest file read whole to compare with new content
-// (and diff); larger files of equal size are compared by SHA-256 on the host.
-const compareLimit = 1 << 20
+// sftpEdit is a probed file waiting for sftpFS.write: nothing is held open
+// between the probe and the write.
+type sftpEdit struct{ sftpFS }
 
-// noLimit reads a file whole, whatever its size.
-const noLimit = int64(1) << 62
+func (sftpEdit) close()       {}
+func (sftpEdit) note() string { return "" }
 
-// fileInfo is what a stat of a remote path reports.
-type fileInfo struct {
-	isDir, isLink, isRegular bool
-	size                     int64
-	mode                     uint32 // permission bits with setuid, setgid and sticky
-	uid, gid                 int
-	owner, group             string // "" until resolved
-	mtime                    int64
+func (h sftpFS) describe(p string) string { return p }
+
+func (h sftpFS) stat(ctx context.Context, p string, follow bool) (*fileInfo, error) {
+	info, err := h.statRaw(p, !follow)
+	if err != nil || info == nil {
+		return nil, err
+	}
+	return info, h.fillNames(ctx, info)
 }
 
-// probe is a file's state as one round trip reads it: stat, and content
-// (when regular and at most the limit) or its SHA-256 (when larger and of the
-// size asked for).
-type probe struct {
-	info    *fileInfo // nil: missing
-	content []byte
-	full    bool   // content is the whole file
-	sum     string // hex SHA-256, for large files
-	// link says the path itself is a symlink (info is its target's).
-	link bool
-	// dirKnown says the probe saw whether the parent directory of a missing
-	// path exists (dirExists), so compare needs no second round trip.
-	dirKnown, dirExists bool
-	// dirMissing is set by put's check when the parent directory is missing.
-	dirMissing bool
+func (h sftpFS) isDir(ctx context.Context, p string) (bool, error) {
+	// Only whether it is a directory matters: no owner names.
+	info, err := h.statRaw(p, false)
+	return info != nil && info.isDir, err
 }
 
-// writeSpec is a file as it should be.
-type writeSpec struct {
-	content []byte
-	secret  bool
-	mode    uint32
-	// owner and group are names (or numeric ids); "" keeps an existing
-	// file's and leaves a new file's to the writing user.
-	owner, group string
+func (h sftpFS) read(ctx context.Context, p string) ([]byte, bool, error) { return h.readAll(p) }
+
+func (h sftpFS) lprobe(ctx context.Context, p string, limit int64) (probe, error) {
+	var pr probe
+	var err error
+	pr.info, err = h.statRaw(p, true)
+	if err == nil && pr.info != nil && pr.info.isRegular && pr.info.size <= limit {
+		pr.content, _, err = h.readAll(p)
+		pr.full = err == nil
+	}
+	return pr, err
 }
 
-// ---- SFTP (as the login user) ----
+func (h sftpFS) openEdit(ctx context.Context, p string, limit, sumSize int64) (fileEdit, probe, error) {
+	pr, err := h.probe(ctx, p, limit, sumSize)
+	if err != nil {
+		return nil, pr, err
+	}
+	return sftpEdit{h}, pr, nil
+}
+
+func (h sftpFS) names(ctx context.Context, info *fileInfo) error { return h.fillNames(ctx, info) }
+
+func (h sftpFS) mkdir(ctx context.Context, p string, mode uint32, owner, group string) error {
+	cl, err := h.c.sftpClient()
+	if err != nil {
+		return err
+	}
+	if err := cl.MkdirAll(p); err != nil {
+		return h.fsErr("mkdir", p, err)
+	}
+	if owner != "" || group != "" {
+		uid, gid, err := h.wantIDs(ctx, nil, owner, group)
+		if err != nil {
+			return err
+		}
+		if err := cl.Chown(p, uid, gid); err != nil {
+			return h.ownerErr(p, &writeSpec{owner: owner, group: group}, err)
+		}
+	}
+	return h.fsErr("chmod", p, cl.Chmod(p, os.FileMode(mode&0o777)|setBits(mode)))
+}
+
+func (h sftpFS) remove(ctx context.Context, p, what string) error {
+	if what == "tree" {
+		// SFTP has no recursive remove: the login user's rm -rf.
+		return runRemoveScript(ctx, h.host, false, p, what)
+	}
+	cl, err := h.c.sftpClient()
+	if err != nil {
+		return err
+	}
+	if what == "dir" {
+		err = cl.RemoveDirectory(p)
+	} else {
+		err = cl.Remove(p)
+	}
+	if err != nil {
+		return removeErr(p, what, h.fsErr("remove", p, err))
+	}
+	return nil
+}
+
+func (h sftpFS) dirEmpty(ctx context.Context, p string) (bool, error) {
+	cl, err := h.c.sftpClient()
+	if err != nil {
+		return false, err
+	}
+	ents, err := cl.ReadDir(p)
+	if err != nil {
+		return false, h.fsErr("list", p, err)
+	}
+	return len(ents) == 0, nil
+}
 
 func fromFileInfo(fi os.FileInfo) *fileInfo {
 	info := &fileInfo{
@@ -87,8 +134,9 @@ func fromFileInfo(fi os.FileInfo) *fileInfo {
 	return info
 }
 
-// sftpStat stats p (following symlinks unless lstat); nil when missing.
-func (h *host) sftpStat(p string, lstat bool) (*fileInfo, error) {
+// statRaw stats p (following symlinks unless lstat), without names; nil
+// when missing.
+func (h sftpFS) statRaw(p string, lstat bool) (*fileInfo, error) {
 	cl, err := h.c.sftpClient()
 	if err != nil {
 		return nil, err
@@ -108,59 +156,25 @@ func (h *host) sftpStat(p string, lstat bool) (*fileInfo, error) {
 	return fromFileInfo(fi), nil
 }
 
-// sftpProbe lstats and reads p at the same time (two requests in flight, so
+// probe lstats and reads p at the same time (two requests in flight, so
 // one round trip's latency). Only a symlink costs a second round trip (the
-// stat of its target); knowing it is not one spares sftpWrite an lstat.
-func (h *host) sftpProbe(ctx context.Context, p string, limit int64, sumSize int64) (probe, error) {
+// stat of its target); knowing it is not one spares write an lstat.
+func (h sftpFS) probe(ctx context.Context, p string, limit int64, sumSize int64) (probe, error) {
 	cl, err := h.c.sftpClient()
 	if err != nil {
 		return probe{}, err
 	}
 	var pr probe
 	var statErr, readErr error
+	var data []byte
 	var wg sync.WaitGroup
 	statDone := make(chan struct{})
 	wg.Go(func() {
 		defer close(statDone)
-		fi, err := cl.Lstat(p)
-		if err == nil && fi.Mode()&os.ModeSymlink != 0 {
-			pr.link = true
-			fi, err = cl.Stat(p)
-		}
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-		case err != nil:
-			statErr = err
-		default:
-			pr.info = fromFileInfo(fi)
-		}
+		pr.link, pr.info, statErr = lstatFollow(cl, p)
 	})
-	var data []byte
 	wg.Go(func() {
-		f, err := cl.Open(p)
-		if err != nil {
-			readErr = err
-			return
-		}
-		// Closing the handle need not delay the answer.
-		defer func() { go f.Close() }()
-		// The stat is in flight meanwhile (same round trip as the open).
-		// Reading exactly the size it saw takes one request: reading past
-		// it only to be told EOF would cost another round trip.
-		<-statDone
-		if pr.info == nil || !pr.info.isRegular {
-			return
-		}
-		if pr.info.size <= limit {
-			data = make([]byte, pr.info.size)
-			var n int
-			n, readErr = io.ReadFull(f, data)
-			if readErr == io.EOF || readErr == io.ErrUnexpectedEOF {
-				data, readErr = data[:n], nil // it shrank meanwhile
-			}
-			return
-		}
-		data, readErr = readUpTo(f, limit+1)
+		data, readErr = readProbed(cl, p, limit, func() *fileInfo { <-statDone; return pr.info })
 	})
 	wg.Wait()
 	if statErr != nil {
@@ -177,16 +191,67 @@ func (h *host) sftpProbe(ctx context.Context, p string, limit int64, sumSize int
 		return pr, nil
 	}
 	if pr.info.size == sumSize {
-		out, err := h.c.exec(ctx, remoteCmd{line: "sha256sum < " + quote(p)})
-		if err != nil {
-			return pr, err
-		}
-		if out.code != 0 {
-			return pr, fmt.Errorf("sha256sum %s: %s", p, strings.TrimSpace(string(out.stderr)))
-		}
-		pr.sum, _, _ = strings.Cut(strings.TrimSpace(string(out.stdout)), " ")
+		pr.sum, err = h.remoteSum(ctx, p)
 	}
-	return pr, nil
+	return pr, err
+}
+
+// lstatFollow lstats p, and stats the target of a symlink; info is nil when
+// missing.
+func lstatFollow(cl *sftp.Client, p string) (link bool, info *fileInfo, err error) {
+	fi, err := cl.Lstat(p)
+	if err == nil && fi.Mode()&os.ModeSymlink != 0 {
+		link = true
+		fi, err = cl.Stat(p)
+	}
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return link, nil, nil
+	case err != nil:
+		return link, nil, err
+	}
+	return link, fromFileInfo(fi), nil
+}
+
+// readProbed opens p and reads it once stat (waiting for the stat in flight
+// beside it) says it is a regular file: all of it up to limit, or limit+1
+// bytes to tell that it is larger.
+func readProbed(cl *sftp.Client, p string, limit int64, stat func() *fileInfo) ([]byte, error) {
+	f, err := cl.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	// Closing the handle need not delay the answer.
+	defer func() { go f.Close() }()
+	// The stat is in flight meanwhile (same round trip as the open).
+	// Reading exactly the size it saw takes one request: reading past
+	// it only to be told EOF would cost another round trip.
+	info := stat()
+	if info == nil || !info.isRegular {
+		return nil, nil
+	}
+	if info.size > limit {
+		return readUpTo(f, limit+1)
+	}
+	data := make([]byte, info.size)
+	n, err := io.ReadFull(f, data)
+	if err == io.EOF || err == io.ErrUnexpectedEOF {
+		return data[:n], nil // it shrank meanwhile
+	}
+	return data, err
+}
+
+// remoteSum is the hex SHA-256 of p, computed on the host.
+func (h sftpFS) remoteSum(ctx context.Context, p string) (string, error) {
+	out, err := h.c.exec(ctx, remoteCmd{line: "sha256sum < " + quote(p)})
+	if err != nil {
+		return "", err
+	}
+	if out.code != 0 {
+		return "", fmt.Errorf("sha256sum %s: %s", p, strings.TrimSpace(string(out.stderr)))
+	}
+	sum, _, _ := strings.Cut(strings.TrimSpace(string(out.stdout)), " ")
+	return sum, nil
 }
 
 // readUpTo reads at most max bytes of f: one request for a small file,
@@ -212,8 +277,8 @@ func readUpTo(f *sftp.File, max int64) ([]byte, error) {
 	return append(buf[:n], rest[:m]...), err
 }
 
-// sftpRead reads p whole; missing reports a missing file.
-func (h *host) sftpRead(p string) (data []byte, missing bool, err error) {
+// readAll reads p whole; missing reports a missing file.
+func (h sftpFS) readAll(p string) (data []byte, missing bool, err error) {
 	cl, err := h.c.sftpClient()
 	if err != nil {
 		return nil, false, err
@@ -248,7 +313,7 @@ func (h *host) sftpRead(p string) (data []byte, missing bool, err error) {
 // nothing else), then inside dir — removed again after the rename — for a
 // dir whose parent is not writable or is another filesystem (statvfs's fsid tells where the server supports it;
 // a rename that fails across filesystems falls back too).
-func (h *host) stagingDirs(cl *sftp.Client, dir string) []string {
+func (h sftpFS) stagingDirs(cl *sftp.Client, dir string) []string {
 	next := path.Join(path.Dir(dir), ".mno-staging")
 	in := path.Join(dir, ".mno-staging")
 	if v, ok := h.c.stages.Load(dir); ok {
@@ -272,10 +337,10 @@ func (h *host) stagingDirs(cl *sftp.Client, dir string) []string {
 	return []string{next, in}
 }
 
-// sftpWrite writes p atomically: temporary file in a staging directory,
+// write writes p atomically: temporary file in a staging directory,
 // fsync, chown, chmod, rename over p. Nothing is ever written to p itself, so
 // a cut connection leaves the old file or the new one. pr is p's probe.
-func (h *host) sftpWrite(ctx context.Context, p string, pr *probe, w *writeSpec) error {
+func (h sftpFS) write(ctx context.Context, p string, pr *probe, w *writeSpec) error {
 	cl, err := h.c.sftpClient()
 	if err != nil {
 		return err
@@ -303,7 +368,7 @@ func (h *host) sftpWrite(ctx context.Context, p string, pr *probe, w *writeSpec)
 				continue
 			}
 		}
-		err := h.sftpWriteVia(cl, use, p, uid, gid, w)
+		err := h.writeVia(cl, use, p, uid, gid, w)
 		if err == nil {
 			if path.Dir(stage) == dir || fresh {
 				// Staged inside the target's own directory (its parent is
@@ -333,7 +398,7 @@ func (h *host) sftpWrite(ctx context.Context, p string, pr *probe, w *writeSpec)
 // then set: remove it after use). A staging directory someone else owns, or
 // can write, or that points elsewhere, would let them swap the temporary
 // file before it is renamed over the target.
-func (h *host) safeStaging(ctx context.Context, cl *sftp.Client, stage string) (string, bool, error) {
+func (h sftpFS) safeStaging(ctx context.Context, cl *sftp.Client, stage string) (string, bool, error) {
 	uid, err := h.lookupID(ctx, false, h.user)
 	if err != nil {
 		return "", false, err
@@ -401,7 +466,7 @@ type stagingError struct{ err error }
 func (e *stagingError) Error() string { return e.err.Error() }
 func (e *stagingError) Unwrap() error { return e.err }
 
-func (h *host) sftpWriteVia(cl *sftp.Client, stage, p string, uid, gid int, w *writeSpec) (err error) {
+func (h sftpFS) writeVia(cl *sftp.Client, stage, p string, uid, gid int, w *writeSpec) (err error) {
 	tmp := path.Join(stage, path.Base(p)+"."+randomSuffix()+".tmp")
 	// The staging directory was checked (safeStaging) when first used on
 	// this connection. The file is created 0600 (openPermWriter) and never
@@ -452,7 +517,7 @@ func (h *host) sftpWriteVia(cl *sftp.Client, stage, p string, uid, gid int, w *w
 // setAttrs gives the temporary file its owner and mode. chown clears setuid
 // and setgid, so with those bits chmod must follow it; otherwise both
 // requests are in flight at once (one round trip).
-func (h *host) setAttrs(f *sftp.File, tmp, p string, uid, gid int, w *writeSpec) error {
+func (h sftpFS) setAttrs(f *sftp.File, tmp, p string, uid, gid int, w *writeSpec) error {
 	chmod := func() error {
 		return h.fsErr("chmod", tmp, f.Chmod(os.FileMode(w.mode)|setBits(w.mode)))
 	}
@@ -503,7 +568,7 @@ func setBits(m uint32) os.FileMode {
 
 // makeStaging makes the staging directory, mode 0700 so no other user sees
 // a secret while it is being written.
-func (h *host) makeStaging(cl *sftp.Client, stage string) error {
+func (h sftpFS) makeStaging(cl *sftp.Client, stage string) error {
 	if err := cl.Mkdir(stage); err != nil {
 		if fi, err2 := cl.Stat(stage); err2 == nil && fi.IsDir() {
 			return nil // made by a concurrent put
@@ -515,7 +580,7 @@ func (h *host) makeStaging(cl *sftp.Client, stage string) error {
 
 // wantIDs are the uid and gid a written file gets (-1: leave as created):
 // the named owner and group, else those of the file it replaces.
-func (h *host) wantIDs(ctx context.Context, old *fileInfo, owner, group string) (uid, gid int, err error) {
+func (h sftpFS) wantIDs(ctx context.Context, old *fileInfo, owner, group string) (uid, gid int, err error) {
 	uid, gid = -1, -1
 	if old != nil {
 		uid, gid = old.uid, old.gid
@@ -534,7 +599,7 @@ func (h *host) wantIDs(ctx context.Context, old *fileInfo, owner, group string) 
 	return uid, gid, nil
 }
 
-func (h *host) ownerErr(p string, w *writeSpec, err error) error {
+func (h sftpFS) ownerErr(p string, w *writeSpec, err error) error {
 	if errors.Is(err, fs.ErrPermission) {
 		if w.owner == "" && w.group == "" {
 			return fmt.Errorf("%s: cannot keep the owner of the file it replaces as user %s (pass sudo=True)", p, h.user)
@@ -545,7 +610,7 @@ func (h *host) ownerErr(p string, w *writeSpec, err error) error {
 }
 
 // fsErr explains an SFTP error; permission problems suggest sudo.
-func (h *host) fsErr(op, p string, err error) error {
+func (h sftpFS) fsErr(op, p string, err error) error {
 	if err == nil {
 		return nil
 	}
@@ -557,13 +622,3 @@ func (h *host) fsErr(op, p string, err error) error {
 	}
 	return h.c.opErr(fmt.Errorf("%s %s: %w", op, p, err))
 }
-
-func randomSuffix() string {
-	var b [6]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
-
-func quote(s string) string { return shellquote.Quote(s) }
-
-func octal(m uint32) string { return "0" + strconv.FormatUint(uint64(m), 8) }
