@@ -78,8 +78,12 @@ func Run(ctx context.Context, o engine.Options, ho Options) (engine.Result, *Rec
 		warn = io.Discard
 	}
 	name, err := Save(ctx, o.Config, r, ho)
-	if err != nil {
+	switch {
+	case err != nil && name == "":
 		fmt.Fprintf(warn, "warning: run %s not recorded in the cluster: %s\n", r.RunID, oneLine(err.Error()))
+	case err != nil:
+		// The record is there; its Events or the pruning of old records failed.
+		fmt.Fprintf(warn, "warning: run %s recorded in ConfigMap %s/%s, but: %s\n", r.RunID, Namespace, name, oneLine(err.Error()))
 	}
 	return res, r, name
 }

@@ -23,8 +23,9 @@ func installCommand() *cli.Command {
 			Name:  "systemd",
 			Usage: "give mno its own cluster identity, then write mno-sync.service, mno-sync.timer and mno-watch.service",
 			Description: "Gives mno its own identity in the cluster, with only the rights the stock playbooks need:\n" +
-				"applies the ClusterRole and Role mno:controller (deploy/rbac/mno.yaml) bound to the user\n" +
-				"mno:controller, as the cluster admin (--kubeconfig, $KUBECONFIG, k3s.yaml), and writes\n" +
+				"applies the ClusterRole and the Roles (kube-system, default) mno:controller\n" +
+				"(deploy/rbac/mno.yaml) bound to the user mno:controller, as the cluster admin\n" +
+				"(--kubeconfig, $KUBECONFIG, k3s.yaml), and writes\n" +
 				"$MNO_HOME/kubeconfig with a client certificate for that user (one year; signed by the\n" +
 				"cluster's client CA in $MNO_K3S_TLS_DIR, else /var/lib/rancher/k3s/server/tls; installing\n" +
 				"again renews it after eight months). Then writes the units, which use that kubeconfig, with\n" +
@@ -87,7 +88,7 @@ func installKubernetesCommand() *cli.Command {
 		Name:  "kubernetes",
 		Usage: "write the manifests that run mno watch inside the cluster (for a control plane of several k3s servers)",
 		Description: "Writes one YAML file (0600: it holds the CP's SSH private key) with: the namespace, the\n" +
-			"ServiceAccount mno, mno's ClusterRole and Role (deploy/rbac/mno.yaml) bound to it, the Secret\n" +
+			"ServiceAccount mno, mno's ClusterRole and Roles (deploy/rbac/mno.yaml) bound to it, the Secret\n" +
 			"mno-ssh ($MNO_HOME/id_ed25519 and known_hosts), the ConfigMap mno-workspace (the .star files\n" +
 			"of --workspace's playbooks/ and roles/, so custom roles work in the cluster) and a Deployment\n" +
 			"of `mno watch sync` with two replicas on the k3s servers (a Lease elects the leader; the\n" +

@@ -95,7 +95,8 @@ func TestInstallIdentity(t *testing.T) {
 		t.Fatalf("kubeconfig %s: %v", path, err)
 	}
 	for _, want := range []string{"applied ClusterRole mno:controller", "applied Role kube-system/mno:controller",
-		"applied ClusterRoleBinding mno:controller", "wrote " + path + " (user mno:controller"} {
+		"applied Role default/mno:controller", "applied ClusterRoleBinding mno:controller", "applied RoleBinding kube-system/mno:controller",
+		"applied RoleBinding default/mno:controller", "wrote " + path + " (user mno:controller"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}

@@ -44,9 +44,17 @@ func k8sObjects(o k8sOptions) ([]any, error) {
 	tm := func(apiVersion, kind string) metav1.TypeMeta {
 		return metav1.TypeMeta{APIVersion: apiVersion, Kind: kind}
 	}
-	crb, rb := rbac.Bindings(rbac.ServiceAccount(o.Namespace, "mno"))
+	crb, rbs := rbac.Bindings(roles, rbac.ServiceAccount(o.Namespace, "mno"))
 	roles.ClusterRole.TypeMeta = tm("rbac.authorization.k8s.io/v1", "ClusterRole")
-	roles.Role.TypeMeta = tm("rbac.authorization.k8s.io/v1", "Role")
+	rbacObjs := []any{roles.ClusterRole}
+	for _, r := range roles.Roles {
+		r.TypeMeta = tm("rbac.authorization.k8s.io/v1", "Role")
+		rbacObjs = append(rbacObjs, r)
+	}
+	rbacObjs = append(rbacObjs, crb)
+	for _, rb := range rbs {
+		rbacObjs = append(rbacObjs, rb)
+	}
 
 	ws := &corev1.ConfigMap{TypeMeta: tm("v1", "ConfigMap"), ObjectMeta: meta("mno-workspace", o.Namespace), Data: map[string]string{}}
 	var items []corev1.KeyToPath
@@ -124,15 +132,17 @@ func k8sObjects(o k8sOptions) ([]any, error) {
 			},
 		},
 	}
-	return []any{
+	objs := []any{
 		&corev1.Namespace{TypeMeta: tm("v1", "Namespace"), ObjectMeta: meta(o.Namespace, "")},
 		&corev1.ServiceAccount{TypeMeta: tm("v1", "ServiceAccount"), ObjectMeta: meta("mno", o.Namespace)},
-		roles.ClusterRole, roles.Role, crb, rb,
+	}
+	objs = append(objs, rbacObjs...)
+	return append(objs,
 		&corev1.Secret{TypeMeta: tm("v1", "Secret"), ObjectMeta: meta("mno-ssh", o.Namespace), Type: corev1.SecretTypeOpaque,
 			Data: map[string][]byte{"id_ed25519": o.Identity, "known_hosts": o.KnownHosts}},
 		ws,
 		dep,
-	}, nil
+	), nil
 }
 
 // renderManifests is the objects as one multi-document YAML file.

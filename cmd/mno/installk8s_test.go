@@ -71,6 +71,7 @@ func TestInstallKubernetesDryRun(t *testing.T) {
 		"Deployment":         {Group: "apps", Version: "v1", Resource: "deployments"},
 	}
 	kinds := map[string]*unstructured.Unstructured{}
+	roleNamespaces := map[string][]string{} // Role, RoleBinding → their namespaces
 	for _, doc := range strings.Split(string(data), "\n---\n")[1:] {
 		var m map[string]any
 		if err := yaml.Unmarshal([]byte(doc), &m); err != nil {
@@ -78,6 +79,9 @@ func TestInstallKubernetesDryRun(t *testing.T) {
 		}
 		u := &unstructured.Unstructured{Object: m}
 		kinds[u.GetKind()] = u
+		if k := u.GetKind(); k == "Role" || k == "RoleBinding" {
+			roleNamespaces[k] = append(roleNamespaces[k], u.GetNamespace())
+		}
 		gvr, ok := resources[u.GetKind()]
 		if !ok {
 			t.Fatalf("unexpected kind %s", u.GetKind())
@@ -98,6 +102,12 @@ func TestInstallKubernetesDryRun(t *testing.T) {
 	}
 	if len(kinds) != len(resources) {
 		t.Errorf("kinds %v", kinds)
+	}
+	// mno's Roles (kube-system, and default for the Events on Nodes), each bound.
+	for _, k := range []string{"Role", "RoleBinding"} {
+		if got := strings.Join(roleNamespaces[k], " "); got != "kube-system default" {
+			t.Errorf("%s namespaces %q, want \"kube-system default\"", k, got)
+		}
 	}
 	dep := kinds["Deployment"].Object
 	if r, _, _ := unstructured.NestedFieldNoCopy(dep, "spec", "replicas"); fmt.Sprint(r) != "2" {

@@ -1,6 +1,6 @@
 // Package rbac holds mno's own rights in the cluster (mno.yaml, the one list) and applies
-// them: a ClusterRole and a Role in kube-system, both called mno:controller, bound to the
-// identity mno runs as — the user mno:controller of `mno install systemd`'s kubeconfig, or
+// them: a ClusterRole and Roles (in kube-system, and in default for the Events on Nodes), all
+// called mno:controller, bound to the identity mno runs as — the user mno:controller of `mno install systemd`'s kubeconfig, or
 // the ServiceAccount of `mno install kubernetes`.
 package rbac
 
@@ -19,13 +19,14 @@ import (
 	"github.com/mno-sh/mno/builtins/kube/kclient"
 )
 
-// YAML is mno.yaml: the ClusterRole and the Role.
+// YAML is mno.yaml: the ClusterRole and the Roles.
 //
 //go:embed mno.yaml
 var YAML []byte
 
 // Name is the name of the roles and their bindings; User is the user name of the
-// certificate `mno install systemd` issues.
+// certificate `mno install systemd` issues; Namespace is where the cluster's state (and
+// the first Role) is.
 const (
 	Name      = "mno:controller"
 	User      = "mno:controller"
@@ -35,13 +36,18 @@ const (
 // Roles are mno's roles, as mno.yaml has them.
 type Roles struct {
 	ClusterRole *rbacv1.ClusterRole
-	Role        *rbacv1.Role
+	// Roles are the namespaced roles, in mno.yaml's order, each in its own namespace
+	// (kube-system first).
+	Roles []*rbacv1.Role
 }
 
 // Load parses mno.yaml.
-func Load() (Roles, error) {
+func Load() (Roles, error) { return parse(YAML) }
+
+// parse reads a ClusterRole and one Role per namespace, all called Name, from y.
+func parse(y []byte) (Roles, error) {
 	var r Roles
-	for i, doc := range bytes.Split(YAML, []byte("\n---\n")) {
+	for i, doc := range bytes.Split(y, []byte("\n---\n")) {
 		var meta metav1.TypeMeta
 		if err := yaml.Unmarshal(doc, &meta); err != nil {
 			return r, fmt.Errorf("mno.yaml document %d: %w", i+1, err)
@@ -53,16 +59,25 @@ func Load() (Roles, error) {
 				return r, fmt.Errorf("mno.yaml ClusterRole: %w", err)
 			}
 		case "Role":
-			r.Role = &rbacv1.Role{}
-			if err := yaml.UnmarshalStrict(doc, r.Role); err != nil {
+			role := &rbacv1.Role{}
+			if err := yaml.UnmarshalStrict(doc, role); err != nil {
 				return r, fmt.Errorf("mno.yaml Role: %w", err)
 			}
+			if role.Namespace == "" || role.Name != Name {
+				return r, fmt.Errorf("mno.yaml document %d: a Role needs the name %s and a namespace", i+1, Name)
+			}
+			for _, o := range r.Roles {
+				if o.Namespace == role.Namespace {
+					return r, fmt.Errorf("mno.yaml document %d: a second Role in %s", i+1, role.Namespace)
+				}
+			}
+			r.Roles = append(r.Roles, role)
 		default:
 			return r, fmt.Errorf("mno.yaml document %d: unexpected kind %q", i+1, meta.Kind)
 		}
 	}
-	if r.ClusterRole == nil || r.Role == nil {
-		return r, fmt.Errorf("mno.yaml lacks the ClusterRole or the Role")
+	if r.ClusterRole == nil || len(r.Roles) == 0 {
+		return r, fmt.Errorf("mno.yaml lacks the ClusterRole or a Role")
 	}
 	return r, nil
 }
@@ -86,8 +101,8 @@ func ServiceAccount(ns, name string) rbacv1.Subject {
 	return rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Namespace: ns, Name: name}
 }
 
-// Bindings bind the roles to subject.
-func Bindings(subject rbacv1.Subject) (*rbacv1.ClusterRoleBinding, *rbacv1.RoleBinding) {
+// Bindings bind the roles r to subject: the ClusterRole, and each Role in its namespace.
+func Bindings(r Roles, subject rbacv1.Subject) (*rbacv1.ClusterRoleBinding, []*rbacv1.RoleBinding) {
 	labels := map[string]string{"app.kubernetes.io/managed-by": "mno"}
 	crb := &rbacv1.ClusterRoleBinding{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "ClusterRoleBinding"},
@@ -95,19 +110,22 @@ func Bindings(subject rbacv1.Subject) (*rbacv1.ClusterRoleBinding, *rbacv1.RoleB
 		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: Name},
 		Subjects:   []rbacv1.Subject{subject},
 	}
-	rb := &rbacv1.RoleBinding{
-		TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "RoleBinding"},
-		ObjectMeta: metav1.ObjectMeta{Name: Name, Namespace: Namespace, Labels: labels},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: Name},
-		Subjects:   []rbacv1.Subject{subject},
+	var rbs []*rbacv1.RoleBinding
+	for _, role := range r.Roles {
+		rbs = append(rbs, &rbacv1.RoleBinding{
+			TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "RoleBinding"},
+			ObjectMeta: metav1.ObjectMeta{Name: Name, Namespace: role.Namespace, Labels: labels},
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: role.Name},
+			Subjects:   []rbacv1.Subject{subject},
+		})
 	}
-	return crb, rb
+	return crb, rbs
 }
 
 // Apply creates or replaces the roles r and binds them to subject. It needs a cluster
 // admin (it grants what it holds). It returns what it changed, for the caller to report.
 func Apply(ctx context.Context, c *kclient.Client, r Roles, subject rbacv1.Subject) ([]string, error) {
-	crb, rb := Bindings(subject)
+	crb, rbs := Bindings(r, subject)
 	var changed []string
 	note := func(kind, name string, did bool, err error) error {
 		if err != nil {
@@ -126,13 +144,15 @@ func Apply(ctx context.Context, c *kclient.Client, r Roles, subject rbacv1.Subje
 	if err := note("ClusterRole", r.ClusterRole.Name, did, err); err != nil {
 		return changed, err
 	}
-	did, err = upsert(ctx, kclient.For(c, kclient.Roles, Namespace), r.Role, func(cur, want *rbacv1.Role) bool {
-		same := equalJSON(cur.Rules, want.Rules)
-		cur.Rules, cur.Labels = want.Rules, want.Labels
-		return !same
-	})
-	if err := note("Role", Namespace+"/"+r.Role.Name, did, err); err != nil {
-		return changed, err
+	for _, role := range r.Roles {
+		did, err = upsert(ctx, kclient.For(c, kclient.Roles, role.Namespace), role, func(cur, want *rbacv1.Role) bool {
+			same := equalJSON(cur.Rules, want.Rules)
+			cur.Rules, cur.Labels = want.Rules, want.Labels
+			return !same
+		})
+		if err := note("Role", role.Namespace+"/"+role.Name, did, err); err != nil {
+			return changed, err
+		}
 	}
 	did, err = upsert(ctx, kclient.For(c, kclient.ClusterRoleBindings, ""), crb, func(cur, want *rbacv1.ClusterRoleBinding) bool {
 		same := equalJSON(cur.Subjects, want.Subjects)
@@ -142,12 +162,17 @@ func Apply(ctx context.Context, c *kclient.Client, r Roles, subject rbacv1.Subje
 	if err := note("ClusterRoleBinding", crb.Name, did, err); err != nil {
 		return changed, err
 	}
-	did, err = upsert(ctx, kclient.For(c, kclient.RoleBindings, Namespace), rb, func(cur, want *rbacv1.RoleBinding) bool {
-		same := equalJSON(cur.Subjects, want.Subjects)
-		cur.Subjects = want.Subjects
-		return !same
-	})
-	return changed, note("RoleBinding", Namespace+"/"+rb.Name, did, err)
+	for _, rb := range rbs {
+		did, err = upsert(ctx, kclient.For(c, kclient.RoleBindings, rb.Namespace), rb, func(cur, want *rbacv1.RoleBinding) bool {
+			same := equalJSON(cur.Subjects, want.Subjects)
+			cur.Subjects = want.Subjects
+			return !same
+		})
+		if err := note("RoleBinding", rb.Namespace+"/"+rb.Name, did, err); err != nil {
+			return changed, err
+		}
+	}
+	return changed, nil
 }
 
 // upsert creates want, or updates the existing object with merge (which says whether it

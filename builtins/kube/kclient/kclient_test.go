@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/mno-sh/mno/builtins/kube/kclient"
 	"github.com/mno-sh/mno/lab/kubeapi/kubeapitest"
@@ -187,5 +188,39 @@ func TestNoClientset(t *testing.T) {
 				t.Errorf("mno links %s", d)
 			}
 		}
+	}
+}
+
+// TestListMetaForbidden: a metadata-only list that RBAC refuses fails with the server's
+// Status — Forbidden, naming the user, verb, resource and namespace — not client-go's
+// "unknown (get configmaps)" for a body it could not read as the list.
+func TestListMetaForbidden(t *testing.T) {
+	srv := kubeapitest.Server(t)
+	ns := kubeapitest.Namespace(t, srv)
+	kc, err := srv.UserKubeconfig("nobody-listmeta")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := clientcmd.BuildConfigFromFlags("", kc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := kclient.New(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.ConfigMaps(ns).ListMeta(context.Background(), metav1.ListOptions{LabelSelector: "a=b"})
+	want := `User "nobody-listmeta" cannot list resource "configmaps" in API group "" in the namespace "` + ns + `"`
+	if !apierrors.IsForbidden(err) || !strings.Contains(err.Error(), want) {
+		t.Fatalf("ListMeta as a user without rights: %v, want Forbidden with %q", err, want)
+	}
+	// Allowed: the metadata of the objects, without their data.
+	if _, err := kubeapitest.KClient(t, srv).ConfigMaps(ns).Create(context.Background(), &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: "m", Labels: map[string]string{"a": "b"}}, Data: map[string]string{"k": "v"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	l, err := kubeapitest.KClient(t, srv).ConfigMaps(ns).ListMeta(context.Background(), metav1.ListOptions{LabelSelector: "a=b"})
+	if err != nil || len(l.Items) != 1 || l.Items[0].Name != "m" {
+		t.Fatalf("ListMeta as admin: %v %+v", err, l)
 	}
 }

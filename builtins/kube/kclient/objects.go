@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -148,6 +149,12 @@ func (o Objects[T, L]) ListMeta(ctx context.Context, opts metav1.ListOptions) (*
 	raw, err := o.request("GET", "").VersionedParams(&opts, metav1.ParameterCodec).
 		SetHeader("Accept", "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1").Do(ctx).Raw()
 	if err != nil {
+		// The server's Status (a 403 naming the user, verb and resource), which the
+		// client cannot decode with this Accept and reports as "unknown".
+		var st metav1.Status
+		if json.Unmarshal(raw, &st) == nil && st.Kind == "Status" && st.Message != "" {
+			return nil, &apierrors.StatusError{ErrStatus: st}
+		}
 		return nil, err
 	}
 	var l metav1.PartialObjectMetadataList

@@ -1,0 +1,41 @@
+package rbac
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestLoad: mno.yaml holds the ClusterRole and the Roles in kube-system (first) and default;
+// a Role without a namespace, with another name, or a second one in a namespace is refused
+// naming its document.
+func TestLoad(t *testing.T) {
+	r, err := Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ns []string
+	for _, role := range r.Roles {
+		ns = append(ns, role.Namespace)
+	}
+	if r.ClusterRole.Name != Name || strings.Join(ns, " ") != Namespace+" default" {
+		t.Errorf("ClusterRole %q, Roles in %v", r.ClusterRole.Name, ns)
+	}
+	cr := "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: mno:controller\n"
+	role := func(name, ns string) string {
+		s := "apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata:\n  name: " + name + "\n"
+		if ns != "" {
+			s += "  namespace: " + ns + "\n"
+		}
+		return s
+	}
+	for _, c := range []struct{ yaml, want string }{
+		{cr + "---\n" + role("mno:controller", ""), "document 2: a Role needs the name mno:controller and a namespace"},
+		{cr + "---\n" + role("other", "default"), "document 2: a Role needs the name mno:controller and a namespace"},
+		{cr + "---\n" + role("mno:controller", "a") + "---\n" + role("mno:controller", "a"), "document 3: a second Role in a"},
+		{cr, "lacks the ClusterRole or a Role"},
+	} {
+		if _, err := parse([]byte(c.yaml)); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: %v, want %q", c.yaml, err, c.want)
+		}
+	}
+}
