@@ -63,6 +63,8 @@ type env struct {
 	identity   string
 	pub        string
 	lab        *hosts.Lab
+	// watchEnv is added to the environment of the watchers startWatcher starts.
+	watchEnv []string
 }
 
 // newEnv starts hosts with the given names and resets the cluster's state.

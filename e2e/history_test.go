@@ -14,9 +14,12 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/mno-sh/mno"
+	"github.com/mno-sh/mno/builtins/kube/kclient"
 	"github.com/mno-sh/mno/engine"
 	"github.com/mno-sh/mno/engine/runctx"
 	"github.com/mno-sh/mno/history"
@@ -50,14 +53,27 @@ func (e *env) runRecordedIn(root, kubeconfig string, ho history.Options, getenv 
 	return recorded{result: result{exit: res.Exit, stdout: stdout.String(), stderr: stderr.String(), targets: res.Targets, err: res.Err}, rec: rec, name: name}
 }
 
-// clearRecords deletes the run records and mno's Events an earlier test left.
+// clearRecords deletes the run records an earlier test left (and those an earlier mno kept in
+// kube-system).
 func (e *env) clearRecords() {
 	e.t.Helper()
-	err := e.client.CoreV1().ConfigMaps(history.Namespace).DeleteCollection(e.ctx, metav1.DeleteOptions{},
-		metav1.ListOptions{LabelSelector: history.LabelRecord + "=run"})
+	for _, ns := range []string{history.Namespace, history.LegacyNamespace} {
+		err := e.client.CoreV1().ConfigMaps(ns).DeleteCollection(e.ctx, metav1.DeleteOptions{},
+			metav1.ListOptions{LabelSelector: history.LabelRecord + "=run"})
+		if err != nil && !apierrors.IsNotFound(err) {
+			e.t.Fatal(err)
+		}
+	}
+}
+
+// legacyRecords are the records in kube-system, where mno kept them before mno-history.
+func (e *env) legacyRecords() []corev1.ConfigMap {
+	e.t.Helper()
+	l, err := e.client.CoreV1().ConfigMaps(history.LegacyNamespace).List(e.ctx, metav1.ListOptions{LabelSelector: history.LabelRecord + "=run"})
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	return l.Items
 }
 
 func (e *env) records() []corev1.ConfigMap {
@@ -578,5 +594,116 @@ func TestDriftHostsBlock(t *testing.T) {
 	}
 	if got := readFile(t, l, "/etc/hosts"); got != own {
 		t.Errorf("the sync did not put the block back (keeping the owner's line):\n%s", got)
+	}
+}
+
+// TestRecordNamespace: records go to their own namespace, mno-history, not kube-system; a
+// record written with an admin kubeconfig creates its namespace when it is missing (labelled
+// as mno's); an identity that may not create it gets an error naming `mno install systemd` /
+// `mno install kubernetes`, and nothing is created; a record an earlier mno left in
+// kube-system is still listed by `mno history` (with a note giving the kubectl command that
+// deletes it) and printed by `mno show`, and pruning never touches it.
+func TestRecordNamespace(t *testing.T) {
+	e := newEnv(t)
+	e.clearRecords()
+	t.Cleanup(e.clearRecords)
+	root := writeWorkspace(t, "touch", `
+def main(ctx, n = ""):
+    kube.configmap.apply("mno-test-record-ns", {"n": n})
+`)
+	keep1 := func(k string) string {
+		if k == "MNO_HISTORY_KEEP" {
+			return "1"
+		}
+		return ""
+	}
+	// A run's record, moved to kube-system as an earlier mno kept it.
+	old := e.runRecordedIn(root, e.kubeconfig, history.Options{}, keep1, "touch", "n=old")
+	if old.exit != 0 || old.name == "" {
+		t.Fatalf("exit %d, record %q", old.exit, old.name)
+	}
+	if got := e.records(); len(got) != 1 || got[0].Name != old.name || got[0].Namespace != "mno-history" {
+		t.Fatalf("records in %s: %v, want %s", history.Namespace, got, old.name)
+	}
+	if got := e.legacyRecords(); len(got) != 0 {
+		t.Fatalf("a record in kube-system: %s", got[0].Name)
+	}
+	admin := kubeapitest.KClient(t, kubeapitest.Server(t))
+	if _, err := (&history.Store{Client: admin, Namespace: history.LegacyNamespace}).Write(e.ctx, old.rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.client.CoreV1().ConfigMaps(history.Namespace).Delete(e.ctx, old.name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Two runs keeping one record: the second prunes the first, in mno-history only.
+	var last recorded
+	for _, n := range []string{"1", "2"} {
+		last = e.runRecordedIn(root, e.kubeconfig, history.Options{}, keep1, "touch", "n="+n)
+		if last.exit != 0 || last.name == "" || strings.Contains(last.stderr, "warning") {
+			t.Fatalf("run n=%s: exit %d, record %q\n%s", n, last.exit, last.name, last.stderr)
+		}
+	}
+	if got := e.records(); len(got) != 1 || got[0].Name != last.name {
+		t.Errorf("records in %s after pruning to 1: %d, want only %s", history.Namespace, len(got), last.name)
+	}
+	if got := e.legacyRecords(); len(got) != 1 || got[0].Name != old.name {
+		t.Errorf("pruning touched kube-system: records there %d, want %s", len(got), old.name)
+	}
+
+	// mno history lists both, oldest first, with a note on the legacy one; mno show prints it.
+	out, stderr, code := mnoCLI(t, e, "history")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if code != 0 || len(lines) != 3 || !strings.HasPrefix(lines[1], old.rec.RunID) || !strings.HasPrefix(lines[2], last.rec.RunID) {
+		t.Errorf("history: exit %d, want the legacy run %s then %s:\n%s", code, old.rec.RunID, last.rec.RunID, out)
+	}
+	if !strings.Contains(stderr, "note: 1 of these records are in kube-system") ||
+		!strings.Contains(stderr, "`kubectl delete configmap -n kube-system -l mno.sh/record=run` deletes them") {
+		t.Errorf("history: no note on the legacy record and how to delete it:\n%s", stderr)
+	}
+	out, stderr, code = mnoCLI(t, e, "show", old.rec.RunID)
+	if header, body, _ := strings.Cut(out, "\n"); code != 0 || !strings.HasPrefix(header, "# run "+old.rec.RunID+": ") || body != old.stderr {
+		t.Errorf("show of the legacy record: exit %d %s\n%s", code, stderr, out)
+	}
+	if _, stderr, code := mnoCLI(t, e, "show", "20990101T000000-abcdef"); code != 1 ||
+		!strings.Contains(stderr, "no ConfigMap mno-history/mno-run-20990101t000000-abcdef nor kube-system/mno-run-20990101t000000-abcdef") {
+		t.Errorf("show of a missing run: exit %d, want both namespaces named:\n%s", code, stderr)
+	}
+
+	// A missing namespace: created by an admin's record, labelled as mno's.
+	fresh := "mno-history-e2e-" + strings.ToLower(last.rec.RunID[len(last.rec.RunID)-6:])
+	name, err := (&history.Store{Client: admin, Namespace: fresh}).Write(e.ctx, last.rec)
+	if err != nil {
+		t.Fatalf("record into the missing namespace %s: %v", fresh, err)
+	}
+	ns, err := e.client.CoreV1().Namespaces().Get(e.ctx, fresh, metav1.GetOptions{})
+	if err != nil || ns.Labels["app.kubernetes.io/managed-by"] != "mno" {
+		t.Errorf("namespace %s: %v %v", fresh, err, ns)
+	}
+	if _, err := e.client.CoreV1().ConfigMaps(fresh).Get(e.ctx, name, metav1.GetOptions{}); err != nil {
+		t.Errorf("record %s/%s: %v", fresh, name, err)
+	}
+	// …refused to an identity without the rights (mno's own): the error says how to install it.
+	kc, err := kubeapitest.Server(t).UserKubeconfig("mno-e2e-no-rights")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := clientcmd.BuildConfigFromFlags("", kc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	weak, err := kclient.New(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	missing := fresh + "-x"
+	_, err = (&history.Store{Client: weak, Namespace: missing}).Write(e.ctx, last.rec)
+	if err == nil || !strings.Contains(err.Error(), "forbidden") ||
+		!strings.Contains(err.Error(), "creating the namespace "+missing) ||
+		!strings.Contains(err.Error(), "`mno install systemd` (or `mno install kubernetes`) creates it with mno's Role there") {
+		t.Errorf("a record without the rights to the missing namespace: %v", err)
+	}
+	if _, err := e.client.CoreV1().Namespaces().Get(e.ctx, missing, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("namespace %s exists after a refused record: %v", missing, err)
 	}
 }

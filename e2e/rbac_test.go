@@ -18,6 +18,8 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/mno-sh/mno/deploy/rbac"
 	"github.com/mno-sh/mno/history"
@@ -152,7 +154,8 @@ var scenarioLeases = []string{"mno-watch-sync", "mno-watch-discover", "mno-route
 // one before): init, add-laptop, discover (a LoadBalancer Service), publish, unpublish
 // (taking over the mno-routes Lease a crashed run left behind), sync, remove-node of a
 // worker (drain: cordon, evict a pod, delete the Node) and of the laptop, then `mno watch
-// sync` reacting to a ConfigMap change and `mno watch discover --on-services` reacting to a
+// sync` (its informers listing then watching, as client-go does against an API server without
+// WatchList) reacting to a ConfigMap change and `mno watch discover --on-services` reacting to a
 // new Service. It stops at the first step that fails or prints a refusal (a 403, a record
 // not written) and returns that step and its output; "" when all succeed.
 func (e *env) mnoScenario(t *testing.T, kubeconfig string) (out, step string) {
@@ -275,6 +278,10 @@ func (e *env) mnoScenario(t *testing.T, kubeconfig string) (out, step string) {
 		}
 		return true
 	}
+	// mno watch sync as against an API server without WatchList (older k3s): its informers
+	// list the four ConfigMaps by name before they watch them.
+	e.watchEnv = []string{"KUBE_FEATURE_WatchListClient=false"}
+	defer func() { e.watchEnv = nil }()
 	if !watch(func() {
 		// An entry added by hand (the rest kept: discover's start run then changes nothing).
 		svcs := e.jsonKey("service-registry", "services.json")
@@ -285,6 +292,7 @@ func (e *env) mnoScenario(t *testing.T, kubeconfig string) (out, step string) {
 	}, "sync") {
 		return
 	}
+	e.watchEnv = nil
 	if !watch(func() {
 		createService(appNS, "notes", corev1.ServiceTypeLoadBalancer, 8080, "10.213.79.7", nil)
 	}, func(wt *watcher) bool {
@@ -340,6 +348,7 @@ func TestEachRuleIsNeeded(t *testing.T) {
 	if _, err := e.client.CoordinationV1().Leases(rbac.Namespace).Get(e.ctx, "mno-routes", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Errorf("unpublish did not release the Lease mno-routes: %v", err)
 	}
+	e.confinedToRecords(t, mnoKubeconfig, full)
 	// mno's Events: on the laptop's Node (namespace default) and on a ConfigMap it changed.
 	for ns, kind := range map[string]string{"default": "Node", rbac.Namespace: "ConfigMap"} {
 		evs, err := e.client.CoreV1().Events(ns).List(e.ctx, metav1.ListOptions{FieldSelector: "reason=" + history.ReasonRun + ",involvedObject.kind=" + kind})
@@ -369,6 +378,58 @@ func TestEachRuleIsNeeded(t *testing.T) {
 		})
 	}
 	e.applyRoles(full, full, subject, rbac.User)
+}
+
+// confinedToRecords checks, after mnoScenario, that the run records are in their own
+// namespace (history.Namespace, which has a Role of mno's) and none in kube-system, and that
+// mno's identity (kubeconfig) cannot list the ConfigMaps of kube-system, nor read or delete
+// one there that is not mno's (coredns's) or delete one that is (cluster-info), while it may
+// list and delete the records.
+func (e *env) confinedToRecords(t *testing.T, kubeconfig string, roles rbac.Roles) {
+	t.Helper()
+	hasRole := false
+	for _, r := range roles.Roles {
+		hasRole = hasRole || r.Namespace == history.Namespace
+	}
+	if !hasRole || history.Namespace == rbac.Namespace {
+		t.Errorf("the records' namespace %s has no Role of mno's (or is kube-system)", history.Namespace)
+	}
+	if got := e.legacyRecords(); len(got) != 0 {
+		t.Errorf("a run record in kube-system: %s", got[0].Name)
+	}
+	coredns := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "coredns"}, Data: map[string]string{"Corefile": ".:53 {}"}}
+	if _, err := e.client.CoreV1().ConfigMaps("kube-system").Create(e.ctx, coredns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mno, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cms := mno.CoreV1().ConfigMaps("kube-system")
+	if _, err := cms.List(e.ctx, metav1.ListOptions{}); !apierrors.IsForbidden(err) {
+		t.Errorf("mno may list the ConfigMaps of kube-system: %v", err)
+	}
+	if _, err := cms.List(e.ctx, metav1.ListOptions{LabelSelector: history.LabelRecord + "=run"}); !apierrors.IsForbidden(err) {
+		t.Errorf("mno may list kube-system's ConfigMaps by the records' label: %v", err)
+	}
+	if _, err := cms.Get(e.ctx, "coredns", metav1.GetOptions{}); !apierrors.IsForbidden(err) {
+		t.Errorf("mno may read kube-system/coredns: %v", err)
+	}
+	for _, name := range []string{"coredns", "cluster-info"} {
+		if err := cms.Delete(e.ctx, name, metav1.DeleteOptions{}); !apierrors.IsForbidden(err) {
+			t.Errorf("mno may delete kube-system/%s: %v", name, err)
+		}
+		if _, err := e.client.CoreV1().ConfigMaps("kube-system").Get(e.ctx, name, metav1.GetOptions{}); err != nil {
+			t.Errorf("kube-system/%s after mno's refused delete: %v", name, err)
+		}
+	}
+	if l, err := mno.CoreV1().ConfigMaps(history.Namespace).List(e.ctx, metav1.ListOptions{LabelSelector: history.LabelRecord + "=run"}); err != nil || len(l.Items) == 0 {
+		t.Errorf("mno cannot list its records in %s: %v", history.Namespace, err)
+	}
 }
 
 func firstMatch(out string, wants []string) string {

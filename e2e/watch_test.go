@@ -57,6 +57,7 @@ func (e *env) startWatcher(t *testing.T, args ...string) *watcher {
 	cmd := exec.Command(mnoBinary(t), append([]string{"watch", "--listen", "127.0.0.1:0", "--debounce", "500ms",
 		"--lease-duration", "4s"}, args...)...)
 	cmd.Env = append(os.Environ(), "MNO_HOME="+e.home, "KUBECONFIG="+e.kubeconfig, "MNO_IDENTITY=")
+	cmd.Env = append(cmd.Env, e.watchEnv...)
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

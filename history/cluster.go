@@ -17,9 +17,18 @@ import (
 	"github.com/mno-sh/mno/builtins/kube/kclient"
 )
 
-// Where and how records are stored.
+// Where and how records are stored. Namespace is the records' own namespace: mno-history
+// says what is in it (the project's prefix, as its ConfigMaps, Leases and Roles have it).
+// Keeping them out of kube-system lets mno's identity list and delete there — pruning
+// lists by label and deletes by name, which RBAC cannot narrow — without being able to
+// read or delete the ConfigMaps of coredns, k3s or anything else in kube-system.
+// `mno install systemd` and `mno install kubernetes` create it with mno's Role there; a
+// record written with an admin kubeconfig creates it when it is missing.
+// LegacyNamespace is where mno kept the records before: `mno history` and `mno show`
+// still read them there; nothing writes or prunes them.
 const (
-	Namespace       = "kube-system"
+	Namespace       = "mno-history"
+	LegacyNamespace = "kube-system"
 	NamePrefix      = "mno-run-"
 	DataKey         = "record.json.gz"
 	LabelRecord     = "mno.sh/record"
@@ -94,10 +103,52 @@ type Store struct {
 	// MaxBytes bounds a record (0: MaxBytes).
 	MaxBytes int
 	Now      func() time.Time
+	// Namespace holds the records written ("": Namespace).
+	Namespace string
+}
+
+func (s *Store) ns() string {
+	if s.Namespace != "" {
+		return s.Namespace
+	}
+	return Namespace
 }
 
 func (s *Store) cms() kclient.Objects[*corev1.ConfigMap, *corev1.ConfigMapList] {
-	return s.Client.ConfigMaps(Namespace)
+	return s.Client.ConfigMaps(s.ns())
+}
+
+// namespaces are where records are read: the records' namespace, then the legacy one.
+func (s *Store) namespaces() []string {
+	if s.ns() == LegacyNamespace {
+		return []string{LegacyNamespace}
+	}
+	return []string{s.ns(), LegacyNamespace}
+}
+
+// installHint says how the records' namespace and mno's rights there come to be.
+const installHint = "`mno install systemd` (or `mno install kubernetes`) creates it with mno's Role there"
+
+// create creates the record cm. When the records' namespace is missing (NotFound) or the
+// identity may not write there (Forbidden: no Role yet, the namespace may be missing too),
+// it creates the namespace — an admin kubeconfig may — and tries again; an identity that
+// may not create namespaces (mno's own) gets an error saying how to install it.
+func (s *Store) create(ctx context.Context, cm *corev1.ConfigMap) error {
+	_, err := s.cms().Create(ctx, cm, metav1.CreateOptions{FieldManager: "mno"})
+	if err == nil || !apierrors.IsNotFound(err) && !apierrors.IsForbidden(err) {
+		return err
+	}
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: s.ns(), Labels: map[string]string{"app.kubernetes.io/managed-by": "mno"}}}
+	_, nerr := s.Client.Namespaces().Create(ctx, ns, metav1.CreateOptions{FieldManager: "mno"})
+	switch {
+	case nerr == nil:
+		_, err = s.cms().Create(ctx, cm, metav1.CreateOptions{FieldManager: "mno"})
+		return err
+	case apierrors.IsAlreadyExists(nerr):
+		return fmt.Errorf("%w (%s)", err, installHint)
+	default:
+		return fmt.Errorf("%w; creating the namespace %s: %v (%s)", err, s.ns(), nerr, installHint)
+	}
 }
 
 // Write stores rec, creates the Events on the objects it affected and
@@ -127,14 +178,14 @@ func (s *Store) Write(ctx context.Context, rec *Record) (string, error) {
 		nodeList = nodeList[:8<<10] + ",…"
 	}
 	cm := &corev1.ConfigMap{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: Namespace, Labels: labels, Annotations: map[string]string{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: s.ns(), Labels: labels, Annotations: map[string]string{
 			AnnRunID: rec.RunID, AnnPlaybook: rec.Playbook, AnnBy: rec.By,
 			AnnStart: rec.Start.Format(time.RFC3339Nano), AnnEnd: rec.End.Format(time.RFC3339Nano), AnnNodes: nodeList,
 		}},
 		BinaryData: map[string][]byte{DataKey: data},
 	}
-	if _, err := s.cms().Create(ctx, cm, metav1.CreateOptions{FieldManager: "mno"}); err != nil {
-		return "", fmt.Errorf("creating ConfigMap %s/%s: %w", Namespace, name, err)
+	if err := s.create(ctx, cm); err != nil {
+		return "", fmt.Errorf("creating ConfigMap %s/%s: %w", s.ns(), name, err)
 	}
 	errs := []error{s.events(ctx, rec)}
 	errs = append(errs, s.prune(ctx))
@@ -241,14 +292,17 @@ func (s *Store) now() time.Time {
 
 // Summary is a record as `mno history` lists it (its metadata only).
 type Summary struct {
-	Name     string
-	RunID    string
-	Playbook string
-	By       string
-	Start    time.Time
-	End      time.Time
-	Result   string
-	Drift    bool
+	Name string
+	// Namespace is where the record is: Namespace, or LegacyNamespace for one an earlier
+	// mno wrote.
+	Namespace string
+	RunID     string
+	Playbook  string
+	By        string
+	Start     time.Time
+	End       time.Time
+	Result    string
+	Drift     bool
 	// Nodes maps each affected node (its label name) to its result.
 	Nodes map[string]string
 	// NodeList are the affected nodes as the run named them.
@@ -256,31 +310,55 @@ type Summary struct {
 }
 
 // List returns the records, oldest first: those affecting node when it is
-// set, and those started at or after since when it is not zero.
+// set, and those started at or after since when it is not zero. It reads the
+// records' namespace and LegacyNamespace, where an earlier mno kept them (an
+// identity that may not list ConfigMaps there — mno's own — reads only the first).
 func (s *Store) List(ctx context.Context, node string, since time.Time) ([]Summary, error) {
+	var out []Summary
+	for _, ns := range s.namespaces() {
+		l, err := s.list(ctx, ns, node)
+		if err != nil && ns != s.ns() && apierrors.IsForbidden(err) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		for _, sum := range l {
+			if since.IsZero() || !sum.Start.Before(since) {
+				out = append(out, sum)
+			}
+		}
+	}
+	sortSummaries(out)
+	return out, nil
+}
+
+// list returns the records in namespace ns (affecting node when it is set).
+func (s *Store) list(ctx context.Context, ns, node string) ([]Summary, error) {
 	sel := LabelRecord + "=run"
 	if node != "" {
 		sel += "," + NodeLabel(node)
 	}
-	l, err := s.cms().ListMeta(ctx, metav1.ListOptions{LabelSelector: sel})
+	l, err := s.Client.ConfigMaps(ns).ListMeta(ctx, metav1.ListOptions{LabelSelector: sel})
 	if err != nil {
-		return nil, fmt.Errorf("listing the run records (ConfigMaps %s in %s): %w", sel, Namespace, err)
+		return nil, fmt.Errorf("listing the run records (ConfigMaps %s in %s): %w", sel, ns, err)
 	}
 	var out []Summary
 	for _, m := range l.Items {
 		sum := summaryOf(m.ObjectMeta)
-		if !since.IsZero() && sum.Start.Before(since) {
-			continue
-		}
+		sum.Namespace = ns
 		out = append(out, sum)
 	}
+	return out, nil
+}
+
+func sortSummaries(out []Summary) {
 	sort.Slice(out, func(i, j int) bool {
 		if !out[i].Start.Equal(out[j].Start) {
 			return out[i].Start.Before(out[j].Start)
 		}
 		return out[i].Name < out[j].Name
 	})
-	return out, nil
 }
 
 func summaryOf(m metav1.ObjectMeta) Summary {
@@ -304,46 +382,52 @@ func summaryOf(m metav1.ObjectMeta) Summary {
 var ErrNoRecord = errors.New("no record")
 
 // Get reads the record of runID (as printed, in any case; the ConfigMap's
-// name works too).
+// name works too), in the records' namespace or else in LegacyNamespace.
 func (s *Store) Get(ctx context.Context, runID string) (*Record, error) {
 	id := strings.TrimPrefix(strings.ToLower(runID), NamePrefix)
 	if !validRunID(id) {
 		return nil, fmt.Errorf("%q is not a run id (like 20260102T150405-0a1b2c; `mno history` lists them)", runID)
 	}
 	name := ConfigMapName(id)
-	cm, err := s.cms().Get(ctx, name, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return nil, fmt.Errorf("run %s: %w (no ConfigMap %s/%s; `mno history` lists the recorded runs)", runID, ErrNoRecord, Namespace, name)
+	var where []string
+	for _, ns := range s.namespaces() {
+		cm, err := s.Client.ConfigMaps(ns).Get(ctx, name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) || err != nil && ns != s.ns() && apierrors.IsForbidden(err) {
+			where = append(where, ns+"/"+name)
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading ConfigMap %s/%s: %w", ns, name, err)
+		}
+		data, ok := cm.BinaryData[DataKey]
+		if !ok || cm.Labels[LabelRecord] != "run" {
+			return nil, fmt.Errorf("ConfigMap %s/%s is not a run record (no %s)", ns, name, DataKey)
+		}
+		rec, err := Decode(data)
+		if err != nil {
+			return nil, fmt.Errorf("ConfigMap %s/%s: %w", ns, name, err)
+		}
+		return rec, nil
 	}
-	if err != nil {
-		return nil, fmt.Errorf("reading ConfigMap %s/%s: %w", Namespace, name, err)
-	}
-	data, ok := cm.BinaryData[DataKey]
-	if !ok || cm.Labels[LabelRecord] != "run" {
-		return nil, fmt.Errorf("ConfigMap %s/%s is not a run record (no %s)", Namespace, name, DataKey)
-	}
-	rec, err := Decode(data)
-	if err != nil {
-		return nil, fmt.Errorf("ConfigMap %s/%s: %w", Namespace, name, err)
-	}
-	return rec, nil
+	return nil, fmt.Errorf("run %s: %w (no ConfigMap %s; `mno history` lists the recorded runs)", runID, ErrNoRecord, strings.Join(where, " nor "))
 }
 
-// prune deletes the oldest records beyond Keep.
+// prune deletes the oldest records beyond Keep, in the records' namespace only.
 func (s *Store) prune(ctx context.Context) error {
 	keep := s.Keep
 	if keep <= 0 {
 		keep = DefaultKeep
 	}
-	all, err := s.List(ctx, "", time.Time{})
+	all, err := s.list(ctx, s.ns(), "")
 	if err != nil {
 		return err
 	}
+	sortSummaries(all)
 	var errs []error
 	for i := 0; i < len(all)-keep; i++ {
 		err := s.cms().Delete(ctx, all[i].Name, metav1.DeleteOptions{})
 		if err != nil && !apierrors.IsNotFound(err) {
-			errs = append(errs, fmt.Errorf("removing the old record %s: %w", all[i].Name, err))
+			errs = append(errs, fmt.Errorf("removing the old record %s/%s: %w", s.ns(), all[i].Name, err))
 		}
 	}
 	return errors.Join(errs...)

@@ -1,8 +1,8 @@
 // Package history keeps a record of every run that changed something, or
-// failed, in the cluster: one ConfigMap kube-system/mno-run-<runid> per run
-// holding the run's events (gzipped JSON), labelled by result and by the
-// nodes it affected, with a Kubernetes Event on each affected Node and
-// ConfigMap naming the run. `mno history` lists the records and `mno show`
+// failed, in the cluster: one ConfigMap mno-history/mno-run-<runid> per run
+// (the records' own namespace; see Namespace) holding the run's events
+// (gzipped JSON), labelled by result and by the nodes it affected, with a
+// Kubernetes Event on each affected Node and ConfigMap naming the run. `mno history` lists the records and `mno show`
 // prints one as the run printed it.
 //
 // A record is what the journal emitted (already redacted, redacted again

@@ -53,7 +53,9 @@ func historyCommand() *cli.Command {
 		Name:  "history",
 		Usage: "list the recorded runs (every run that changed something or failed), oldest first",
 		Description: "Each run that changed something, found drift or failed leaves a record in the cluster: ConfigMap\n" +
-			"kube-system/mno-run-<runid>. `mno show RUN` prints one as the run printed it.",
+			history.Namespace + "/mno-run-<runid>. `mno show RUN` prints one as the run printed it. Records an earlier\n" +
+			"mno kept in " + history.LegacyNamespace + " are listed and shown too, never pruned: " + legacyDelete + "\n" +
+			"deletes them.",
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "node", Usage: "only the runs that affected node `NAME`"},
 			&cli.StringFlag{Name: "since", Usage: "only the runs started since `WHEN`: a duration back from now (24h, 7d) or an RFC 3339 time"},
@@ -79,6 +81,16 @@ func historyCommand() *cli.Command {
 				fmt.Fprintln(c.App.ErrWriter, "no recorded runs")
 				return nil
 			}
+			legacy := 0
+			for _, r := range list {
+				if r.Namespace == history.LegacyNamespace {
+					legacy++
+				}
+			}
+			if legacy > 0 {
+				fmt.Fprintf(c.App.ErrWriter, "note: %d of these records are in %s, where an earlier mno kept them; they are never pruned: %s deletes them\n",
+					legacy, history.LegacyNamespace, legacyDelete)
+			}
 			tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "RUN\tSTARTED\tDURATION\tPLAYBOOK\tRESULT\tBY\tNODES")
 			for _, r := range list {
@@ -89,6 +101,9 @@ func historyCommand() *cli.Command {
 		},
 	}
 }
+
+// legacyDelete deletes the records an earlier mno kept in kube-system (by their label).
+const legacyDelete = "`kubectl delete configmap -n " + history.LegacyNamespace + " -l " + history.LabelRecord + "=run`"
 
 // nodesColumn lists the affected nodes with their results.
 func nodesColumn(r history.Summary) string {

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -68,8 +69,10 @@ func TestSystemdUnits(t *testing.T) {
 }
 
 // TestInstallIdentity (issue 17): `mno install systemd` applies mno's roles bound to the
-// user mno:controller and writes $MNO_HOME/kubeconfig (0600) with that user's certificate,
-// which the real API server accepts for the four ConfigMaps and refuses for Secrets;
+// user mno:controller (creating the run records' namespace mno-history with the Role there)
+// and writes $MNO_HOME/kubeconfig (0600) with that user's certificate, which the real API
+// server accepts for the four ConfigMaps and for records in mno-history (create, list,
+// delete) and refuses for Secrets and for listing or deleting ConfigMaps of kube-system;
 // installing again keeps the certificate.
 func TestInstallIdentity(t *testing.T) {
 	bins := kubeapitest.Binaries(t)
@@ -94,7 +97,8 @@ func TestInstallIdentity(t *testing.T) {
 	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 || path != filepath.Join(home, "kubeconfig") {
 		t.Fatalf("kubeconfig %s: %v", path, err)
 	}
-	for _, want := range []string{"applied ClusterRole mno:controller", "applied Role kube-system/mno:controller",
+	for _, want := range []string{"applied Namespace mno-history", "applied Role mno-history/mno:controller",
+		"applied RoleBinding mno-history/mno:controller", "applied ClusterRole mno:controller", "applied Role kube-system/mno:controller",
 		"applied Role default/mno:controller", "applied ClusterRoleBinding mno:controller", "applied RoleBinding kube-system/mno:controller",
 		"applied RoleBinding default/mno:controller", "wrote " + path + " (user mno:controller"} {
 		if !strings.Contains(out.String(), want) {
@@ -118,6 +122,30 @@ func TestInstallIdentity(t *testing.T) {
 	}
 	if _, err := cs.CoreV1().ConfigMaps("kube-system").Get(ctx, "extension-apiserver-authentication", metav1.GetOptions{}); !apierrors.IsForbidden(err) {
 		t.Errorf("mno may read a ConfigMap not its own: %v", err)
+	}
+	if _, err := cs.CoreV1().ConfigMaps("kube-system").List(ctx, metav1.ListOptions{}); !apierrors.IsForbidden(err) {
+		t.Errorf("mno may list the ConfigMaps of kube-system: %v", err)
+	}
+	if err := cs.CoreV1().ConfigMaps("kube-system").Delete(ctx, "extension-apiserver-authentication", metav1.DeleteOptions{}); !apierrors.IsForbidden(err) {
+		t.Errorf("mno may delete a ConfigMap of kube-system not its own: %v", err)
+	}
+	// A record in mno-history: created, listed, deleted (the RoleBinding there may reach the
+	// authorizer a moment after kube-system's, which installIdentity waited for).
+	rec := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "mno-run-20260101t000000-0a1b2c", Labels: map[string]string{"mno.sh/record": "run"}}}
+	var recErr error
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if _, recErr = cs.CoreV1().ConfigMaps("mno-history").Create(ctx, rec, metav1.CreateOptions{}); recErr == nil || !apierrors.IsForbidden(recErr) || time.Now().After(deadline) {
+			break
+		}
+	}
+	if recErr != nil {
+		t.Errorf("mno cannot create a record in mno-history: %v", recErr)
+	}
+	if l, err := cs.CoreV1().ConfigMaps("mno-history").List(ctx, metav1.ListOptions{LabelSelector: "mno.sh/record=run"}); err != nil || len(l.Items) != 1 {
+		t.Errorf("mno cannot list the records in mno-history: %v", err)
+	}
+	if err := cs.CoreV1().ConfigMaps("mno-history").Delete(ctx, rec.Name, metav1.DeleteOptions{}); err != nil {
+		t.Errorf("mno cannot delete a record in mno-history: %v", err)
 	}
 	before, _ := os.ReadFile(path)
 	out.Reset()

@@ -30,7 +30,7 @@ type k8sOptions struct {
 }
 
 // k8sObjects are mno's manifests for running `mno watch sync` inside the cluster, in apply
-// order: the namespace, the ServiceAccount, mno's roles bound to it, the SSH identity, the
+// order: the namespace, the ServiceAccount, the run records' namespace, mno's roles bound to it, the SSH identity, the
 // workspace, and a Deployment of two replicas that elect a leader through the Lease.
 func k8sObjects(o k8sOptions) ([]any, error) {
 	roles, err := rbac.Load()
@@ -46,7 +46,14 @@ func k8sObjects(o k8sOptions) ([]any, error) {
 	}
 	crb, rbs := rbac.Bindings(roles, rbac.ServiceAccount(o.Namespace, "mno"))
 	roles.ClusterRole.TypeMeta = tm("rbac.authorization.k8s.io/v1", "ClusterRole")
-	rbacObjs := []any{roles.ClusterRole}
+	var rbacObjs []any
+	// The namespaces of mno's Roles that a cluster lacks (mno-history, the run records').
+	for _, ns := range roles.Namespaces() {
+		if ns != o.Namespace {
+			rbacObjs = append(rbacObjs, rbac.NamespaceObject(ns))
+		}
+	}
+	rbacObjs = append(rbacObjs, roles.ClusterRole)
 	for _, r := range roles.Roles {
 		r.TypeMeta = tm("rbac.authorization.k8s.io/v1", "Role")
 		rbacObjs = append(rbacObjs, r)

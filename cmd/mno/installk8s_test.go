@@ -28,7 +28,8 @@ import (
 )
 
 // TestInstallKubernetesDryRun (issue 17): the manifests of `mno install kubernetes` — the
-// namespace, ServiceAccount, mno's roles bound to it, the SSH identity Secret, the workspace
+// namespace, ServiceAccount, the run records' namespace mno-history, mno's roles bound to it
+// (a Role in kube-system, mno-history and default), the SSH identity Secret, the workspace
 // ConfigMap and a two-replica Deployment of `mno watch sync` — pass the real API server's
 // server-side dry run (schema, defaults, admission), and the file is private.
 func TestInstallKubernetesDryRun(t *testing.T) {
@@ -71,7 +72,7 @@ func TestInstallKubernetesDryRun(t *testing.T) {
 		"Deployment":         {Group: "apps", Version: "v1", Resource: "deployments"},
 	}
 	kinds := map[string]*unstructured.Unstructured{}
-	roleNamespaces := map[string][]string{} // Role, RoleBinding → their namespaces
+	roleNamespaces := map[string][]string{} // Role, RoleBinding, Namespace → their namespaces
 	for _, doc := range strings.Split(string(data), "\n---\n")[1:] {
 		var m map[string]any
 		if err := yaml.Unmarshal([]byte(doc), &m); err != nil {
@@ -81,6 +82,9 @@ func TestInstallKubernetesDryRun(t *testing.T) {
 		kinds[u.GetKind()] = u
 		if k := u.GetKind(); k == "Role" || k == "RoleBinding" {
 			roleNamespaces[k] = append(roleNamespaces[k], u.GetNamespace())
+		}
+		if u.GetKind() == "Namespace" {
+			roleNamespaces["Namespace"] = append(roleNamespaces["Namespace"], u.GetName())
 		}
 		gvr, ok := resources[u.GetKind()]
 		if !ok {
@@ -103,11 +107,15 @@ func TestInstallKubernetesDryRun(t *testing.T) {
 	if len(kinds) != len(resources) {
 		t.Errorf("kinds %v", kinds)
 	}
-	// mno's Roles (kube-system, and default for the Events on Nodes), each bound.
+	// mno's Roles (kube-system, mno-history for the run records, default for the Events on
+	// Nodes), each bound; mno-history is created before its Role.
 	for _, k := range []string{"Role", "RoleBinding"} {
-		if got := strings.Join(roleNamespaces[k], " "); got != "kube-system default" {
-			t.Errorf("%s namespaces %q, want \"kube-system default\"", k, got)
+		if got := strings.Join(roleNamespaces[k], " "); got != "kube-system mno-history default" {
+			t.Errorf("%s namespaces %q, want \"kube-system mno-history default\"", k, got)
 		}
+	}
+	if got := strings.Join(roleNamespaces["Namespace"], " "); got != "mno mno-history" {
+		t.Errorf("Namespaces %q, want \"mno mno-history\"", got)
 	}
 	dep := kinds["Deployment"].Object
 	if r, _, _ := unstructured.NestedFieldNoCopy(dep, "spec", "replicas"); fmt.Sprint(r) != "2" {

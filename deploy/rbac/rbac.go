@@ -1,6 +1,6 @@
 // Package rbac holds mno's own rights in the cluster (mno.yaml, the one list) and applies
-// them: a ClusterRole and Roles (in kube-system, and in default for the Events on Nodes), all
-// called mno:controller, bound to the identity mno runs as — the user mno:controller of `mno install systemd`'s kubeconfig, or
+// them: a ClusterRole and Roles (in kube-system, in mno-history for the run records, and in
+// default for the Events on Nodes), all called mno:controller, bound to the identity mno runs as — the user mno:controller of `mno install systemd`'s kubeconfig, or
 // the ServiceAccount of `mno install kubernetes`.
 package rbac
 
@@ -10,6 +10,7 @@ import (
 	_ "embed"
 	"fmt"
 
+	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -82,6 +83,26 @@ func parse(y []byte) (Roles, error) {
 	return r, nil
 }
 
+// Namespaces are the namespaces of r's Roles that mno creates: every one but kube-system
+// and default, which every cluster has (mno-history, the run records').
+func (r Roles) Namespaces() []string {
+	var out []string
+	for _, role := range r.Roles {
+		if role.Namespace != metav1.NamespaceSystem && role.Namespace != metav1.NamespaceDefault {
+			out = append(out, role.Namespace)
+		}
+	}
+	return out
+}
+
+// NamespaceObject is namespace ns as mno creates it.
+func NamespaceObject(ns string) *corev1.Namespace {
+	return &corev1.Namespace{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Namespace"},
+		ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: map[string]string{"app.kubernetes.io/managed-by": "mno"}},
+	}
+}
+
 // MustLoad is Load for the embedded file, which a test keeps valid.
 func MustLoad() Roles {
 	r, err := Load()
@@ -122,8 +143,9 @@ func Bindings(r Roles, subject rbacv1.Subject) (*rbacv1.ClusterRoleBinding, []*r
 	return crb, rbs
 }
 
-// Apply creates or replaces the roles r and binds them to subject. It needs a cluster
-// admin (it grants what it holds). It returns what it changed, for the caller to report.
+// Apply creates the Roles' namespaces that are missing (Namespaces), creates or replaces the
+// roles r and binds them to subject. It needs a cluster admin (it grants what it holds). It
+// returns what it changed, for the caller to report.
 func Apply(ctx context.Context, c *kclient.Client, r Roles, subject rbacv1.Subject) ([]string, error) {
 	crb, rbs := Bindings(r, subject)
 	var changed []string
@@ -135,6 +157,15 @@ func Apply(ctx context.Context, c *kclient.Client, r Roles, subject rbacv1.Subje
 			changed = append(changed, kind+" "+name)
 		}
 		return nil
+	}
+	for _, ns := range r.Namespaces() {
+		_, err := c.Namespaces().Create(ctx, NamespaceObject(ns), metav1.CreateOptions{FieldManager: "mno"})
+		if apierrors.IsAlreadyExists(err) {
+			continue
+		}
+		if err := note("Namespace", ns, err == nil, err); err != nil {
+			return changed, err
+		}
 	}
 	did, err := upsert(ctx, kclient.For(c, kclient.ClusterRoles, ""), r.ClusterRole, func(cur, want *rbacv1.ClusterRole) bool {
 		same := equalJSON(cur.Rules, want.Rules)

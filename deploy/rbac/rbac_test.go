@@ -5,7 +5,9 @@ import (
 	"testing"
 )
 
-// TestLoad: mno.yaml holds the ClusterRole and the Roles in kube-system (first) and default;
+// TestLoad: mno.yaml holds the ClusterRole and the Roles in kube-system (first), mno-history
+// (the run records', the one namespace mno creates) and default; kube-system's Role has no
+// list or delete on unnamed ConfigMaps;
 // a Role without a namespace, with another name, or a second one in a namespace is refused
 // naming its document.
 func TestLoad(t *testing.T) {
@@ -17,8 +19,18 @@ func TestLoad(t *testing.T) {
 	for _, role := range r.Roles {
 		ns = append(ns, role.Namespace)
 	}
-	if r.ClusterRole.Name != Name || strings.Join(ns, " ") != Namespace+" default" {
+	if r.ClusterRole.Name != Name || strings.Join(ns, " ") != Namespace+" mno-history default" {
 		t.Errorf("ClusterRole %q, Roles in %v", r.ClusterRole.Name, ns)
+	}
+	if got := r.Namespaces(); len(got) != 1 || got[0] != "mno-history" {
+		t.Errorf("Namespaces() = %v, want [mno-history]", got)
+	}
+	for _, rule := range r.Roles[0].Rules {
+		for _, v := range rule.Verbs {
+			if contains(rule.Resources, "configmaps") && (v == "list" || v == "delete" || v == "deletecollection" || v == "*") && len(rule.ResourceNames) == 0 {
+				t.Errorf("kube-system's Role has %s on every ConfigMap: %+v", v, rule)
+			}
+		}
 	}
 	cr := "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: mno:controller\n"
 	role := func(name, ns string) string {
@@ -38,4 +50,13 @@ func TestLoad(t *testing.T) {
 			t.Errorf("%q: %v, want %q", c.yaml, err, c.want)
 		}
 	}
+}
+
+func contains(l []string, s string) bool {
+	for _, x := range l {
+		if x == s {
+			return true
+		}
+	}
+	return false
 }
