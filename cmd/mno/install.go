@@ -26,9 +26,10 @@ func installCommand() *cli.Command {
 				"applies the ClusterRole and the Roles (kube-system, default) mno:controller\n" +
 				"(deploy/rbac/mno.yaml) bound to the user mno:controller, as the cluster admin\n" +
 				"(--kubeconfig, $KUBECONFIG, k3s.yaml), and writes\n" +
-				"$MNO_HOME/kubeconfig with a client certificate for that user (one year; signed by the\n" +
-				"cluster's client CA in $MNO_K3S_TLS_DIR, else /var/lib/rancher/k3s/server/tls; installing\n" +
-				"again renews it after eight months). Then writes the units, which use that kubeconfig, with\n" +
+				"$MNO_HOME/kubeconfig naming a client certificate and key for that user (mno-controller.crt,\n" +
+				".key; one year; signed by the cluster's client CA in $MNO_K3S_TLS_DIR, else\n" +
+				"/var/lib/rancher/k3s/server/tls). mno run and mno watch renew it after eight months when they\n" +
+				"use that kubeconfig and can read the CA; installing again does too. Then writes the units, which use that kubeconfig, with\n" +
 				"ExecStart pointing at this mno binary and MNO_HOME at yours, and prints the systemctl\n" +
 				"commands to enable one of them: the timer (a sync every 15 minutes) or the watcher (a sync on\n" +
 				"every change, plus hourly). Files that are already right are left untouched.",

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -60,6 +61,7 @@ func runCommand() *cli.Command {
 				Stdout:    c.App.Writer,
 				Stderr:    c.App.ErrWriter,
 			}
+			renewIdentity(o.Config, time.Now(), c.App.ErrWriter)
 			if out := c.String("plan-out"); out != "" {
 				return savePlan(c, o, out)
 			}
@@ -142,6 +144,7 @@ func applyCommand() *cli.Command {
 			}
 			o := engine.Options{ShowDiff: c.Bool("diff"), Timeout: c.Duration("timeout"), Config: cfg, Embedded: mno.Files,
 				Stdout: c.App.Writer, Stderr: c.App.ErrWriter}
+			renewIdentity(cfg, time.Now(), c.App.ErrWriter)
 			if err := plan.Check(c.Context, p, o, versionString(), key); err != nil {
 				return cli.Exit("apply: "+err.Error(), 1)
 			}

@@ -74,6 +74,21 @@ func watchCommand() *cli.Command {
 				AllowRead: c.StringSlice("allow-read"), Embedded: mno.Files}); err != nil {
 				return cli.Exit("watch: "+err.Error(), 1)
 			}
+			// mno's own certificate ($MNO_HOME/kubeconfig) is renewed now and checked every
+			// hour; the client reloads the renewed files by itself.
+			renewIdentity(cfg, time.Now(), c.App.ErrWriter)
+			go func() {
+				t := time.NewTicker(time.Hour)
+				defer t.Stop()
+				for {
+					select {
+					case <-c.Context.Done():
+						return
+					case now := <-t.C:
+						renewIdentity(cfg, now, c.App.ErrWriter)
+					}
+				}
+			}()
 			rc, where, err := kubeconfig.RESTConfig(kubeconfig.Options{Kubeconfig: cfg.Kubeconfig, Context: cfg.KubeContext, Getenv: cfg.Getenv})
 			if err != nil {
 				return cli.Exit("watch: "+err.Error(), 1)
