@@ -12,12 +12,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/mno-sh/mno/engine/runctx"
-	"github.com/mno-sh/mno/lab/kubeapi"
-	"github.com/mno-sh/mno/lab/kubeapi/kubeapitest"
 )
 
 // TestSystemdUnits: the installed units point at the binary and MNO_HOME,
@@ -75,13 +71,8 @@ func TestSystemdUnits(t *testing.T) {
 // delete) and refuses for Secrets and for listing or deleting ConfigMaps of kube-system;
 // installing again keeps the certificate.
 func TestInstallIdentity(t *testing.T) {
-	bins := kubeapitest.Binaries(t)
 	ctx := context.Background()
-	srv, err := kubeapi.Start(ctx, kubeapi.Options{Dir: t.TempDir(), Binaries: bins})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Stop() })
+	srv := startKubeAPI(t)
 	home := filepath.Join(t.TempDir(), "mnohome")
 	cfg := runctx.Config{Home: home, Kubeconfig: srv.Kubeconfig, Getenv: func(k string) string {
 		if k == "MNO_K3S_TLS_DIR" {
@@ -105,14 +96,7 @@ func TestInstallIdentity(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}
 	}
-	rc, err := clientcmd.BuildConfigFromFlags("", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cs, err := kubernetes.NewForConfig(rc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cs := clientFrom(t, path)
 	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "cluster-info"}, Data: map[string]string{"cluster-name": "home"}}
 	if _, err := cs.CoreV1().ConfigMaps("kube-system").Create(ctx, cm, metav1.CreateOptions{}); err != nil {
 		t.Errorf("mno cannot create cluster-info: %v", err)

@@ -22,9 +22,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"sigs.k8s.io/yaml"
-
-	"github.com/mno-sh/mno/lab/kubeapi"
-	"github.com/mno-sh/mno/lab/kubeapi/kubeapitest"
 )
 
 // TestInstallKubernetesDryRun (issue 17): the manifests of `mno install kubernetes` — the
@@ -33,13 +30,8 @@ import (
 // ConfigMap and a two-replica Deployment of `mno watch sync` — pass the real API server's
 // server-side dry run (schema, defaults, admission), and the file is private.
 func TestInstallKubernetesDryRun(t *testing.T) {
-	bins := kubeapitest.Binaries(t)
 	ctx := context.Background()
-	srv, err := kubeapi.Start(ctx, kubeapi.Options{Dir: t.TempDir(), Binaries: bins})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Stop() })
+	srv := startKubeAPI(t)
 
 	home, ws := t.TempDir(), t.TempDir()
 	_, sk, _ := ed25519.GenerateKey(rand.Reader)

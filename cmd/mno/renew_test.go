@@ -29,13 +29,8 @@ import (
 // the files alone (the latter warning with the expiry and the fix); `mno run` does it
 // at its start.
 func TestIdentityRenewal(t *testing.T) {
-	bins := kubeapitest.Binaries(t)
 	ctx := context.Background()
-	srv, err := kubeapi.Start(ctx, kubeapi.Options{Dir: t.TempDir(), Binaries: bins})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Stop() })
+	srv := startKubeAPI(t)
 	home := filepath.Join(t.TempDir(), "mnohome")
 	env := func(tls string) func(string) string {
 		return func(k string) string {
@@ -148,6 +143,17 @@ func TestIdentityRenewal(t *testing.T) {
 	if !strings.Contains(stderr.String(), "renewed mno's certificate in "+path) || time.Since(identityCert(path).NotBefore) > time.Hour {
 		t.Errorf("mno run did not renew:\n%s", stderr.String())
 	}
+}
+
+// startKubeAPI starts a real kube-apiserver (and etcd) for one test.
+func startKubeAPI(t *testing.T) *kubeapi.Server {
+	t.Helper()
+	srv, err := kubeapi.Start(context.Background(), kubeapi.Options{Dir: t.TempDir(), Binaries: kubeapitest.Binaries(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Stop() })
+	return srv
 }
 
 func clientConfig(t *testing.T, path string) *rest.Config {
